@@ -1,0 +1,1 @@
+//! Programmable mock upstream speaking the OpenAI and Anthropic APIs, for tests and benchmarks.

@@ -1,0 +1,1 @@
+//! Guardrail policies: built-in detectors, validators and the compiled scanner.

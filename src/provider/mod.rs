@@ -1,0 +1,1 @@
+//! Provider format normalization: requests/responses (JSON and SSE) into one view of text segments.
