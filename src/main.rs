@@ -1,1 +1,168 @@
-fn main() {}
+//! The `parapet` command line: parse arguments, set up logging, load config, run.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use parapet::config::{self, LogFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "parapet",
+    version,
+    about = "Inline guardrail proxy for AI traffic"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Configuration file (for the default `serve` command).
+    #[arg(
+        long,
+        short,
+        env = "PARAPET_CONFIG",
+        default_value = "parapet.toml",
+        global = true
+    )]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy (the default command).
+    Serve,
+    /// Load the configuration and everything it references; print every error; exit non-zero on any.
+    Validate,
+    /// Print the `sha256:` hash of a virtual key (argument, or stdin) for `[[keys]]`.
+    HashKey {
+        /// The key; read from stdin when omitted.
+        key: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cli.config),
+        Command::Validate => validate(cli.config),
+        Command::HashKey { key } => hash_key(key),
+    }
+}
+
+fn validate(path: PathBuf) -> ExitCode {
+    match config::load(&path) {
+        Ok(c) => {
+            println!(
+                "ok: {}: {} endpoints, {} routes, {} keys",
+                path.display(),
+                c.endpoints.len(),
+                c.routes.len(),
+                c.keys.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{} error(s) in {}", errors.0.len(), path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hash_key(key: Option<String>) -> ExitCode {
+    let key = match key {
+        Some(k) => k,
+        None => {
+            let mut s = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut s) {
+                eprintln!("error: cannot read stdin: {e}");
+                return ExitCode::FAILURE;
+            }
+            s
+        }
+    };
+    let key = key.trim();
+    if key.is_empty() {
+        eprintln!("error: empty key");
+        return ExitCode::FAILURE;
+    }
+    println!("{}", parapet::auth::KeyHash::of(key.as_bytes()).to_hex());
+    ExitCode::SUCCESS
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn serve(path: PathBuf) -> ExitCode {
+    let config = match config::load(&path) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            eprintln!(
+                "parapet: not started: {} configuration error(s)",
+                errors.0.len()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("parapet: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let server = match parapet::Server::start(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "not started");
+                return ExitCode::FAILURE;
+            }
+        };
+        wait_for_signal().await;
+        tracing::info!("shutdown signal received; draining");
+        server.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

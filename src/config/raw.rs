@@ -1,0 +1,137 @@
+//! Raw configuration file types: exactly what `parapet.toml` may contain (unknown keys are errors).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub endpoints: Vec<RawEndpoint>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+    /// Parapet-issued virtual keys (stored as SHA-256 hashes).
+    #[serde(default)]
+    pub keys: Vec<RawKey>,
+}
+
+/// `[server]`: listeners, limits, drain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    pub listen: String,
+    pub admin_listen: String,
+    pub max_body_bytes: u64,
+    /// `forward` (default) or `reject` for paths that are not a known provider API.
+    pub unknown_paths: String,
+    /// How long in-flight requests and streams may run after SIGTERM/SIGINT.
+    pub drain_timeout_ms: u64,
+    /// Root certificates used to verify upstream TLS: `webpki` (bundled) or `native`.
+    pub upstream_roots: String,
+    /// Terminate TLS on the data-plane listener.
+    pub tls: Option<RawTls>,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: "0.0.0.0:8080".into(),
+            admin_listen: "127.0.0.1:9090".into(),
+            max_body_bytes: 10 * 1024 * 1024,
+            unknown_paths: "forward".into(),
+            drain_timeout_ms: 30_000,
+            upstream_roots: "webpki".into(),
+            tls: None,
+        }
+    }
+}
+
+/// `[server.tls]`: terminate TLS on the data-plane listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert_file: String,
+    pub key_file: String,
+}
+
+/// `[log]`: log output format (`text` or `json`); the level comes from `RUST_LOG`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    pub format: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            format: "text".into(),
+        }
+    }
+}
+
+/// `[[endpoints]]`: one upstream provider endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEndpoint {
+    pub id: String,
+    /// `openai`, `anthropic` or `openai_compatible`.
+    pub kind: String,
+    pub base_url: String,
+    /// Environment variable holding the provider key injected for `virtual` routes.
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "default_first_byte_timeout_ms")]
+    pub first_byte_timeout_ms: u64,
+    #[serde(default = "default_total_timeout_ms")]
+    pub total_timeout_ms: u64,
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+fn default_first_byte_timeout_ms() -> u64 {
+    300_000
+}
+fn default_total_timeout_ms() -> u64 {
+    600_000
+}
+
+/// `[[routes]]`: which requests go to which endpoint, and how they authenticate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub id: String,
+    /// Path prefix to match (default: every path).
+    pub path_prefix: Option<String>,
+    /// Model names to match; a trailing `*` matches a prefix (default: any model).
+    pub models: Option<Vec<String>>,
+    /// Primary endpoint id.
+    pub endpoint: String,
+    /// `passthrough` (default) or `virtual`.
+    #[serde(default = "default_auth")]
+    pub auth: String,
+}
+
+fn default_auth() -> String {
+    "passthrough".into()
+}
+
+/// `[[keys]]`: a Parapet virtual key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKey {
+    pub id: String,
+    /// `sha256:<64 hex>` or bare hex of the key (`parapet hash-key` prints it).
+    pub sha256: String,
+    /// Routes this key may use (default: all virtual routes).
+    pub routes: Option<Vec<String>>,
+}

@@ -1,0 +1,61 @@
+//! Runtime state: the immutable snapshot a request loads once (config + everything compiled
+//! from it) behind an `ArcSwap`, and process-wide flags such as readiness.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::config::Config;
+use crate::upstream::Upstreams;
+
+/// Everything derived from one configuration. A request keeps the `Arc<Runtime>` it started
+/// with until its response (stream included) ends, so a reload never changes it mid-call.
+pub struct Runtime {
+    pub config: Arc<Config>,
+    pub upstreams: Upstreams,
+}
+
+impl Runtime {
+    /// Compile a runtime from a validated configuration.
+    pub fn new(config: Arc<Config>) -> Result<Runtime, String> {
+        let upstreams = Upstreams::new(&config)?;
+        Ok(Runtime { config, upstreams })
+    }
+}
+
+/// Shared process state: the current snapshot and readiness.
+pub struct State {
+    current: ArcSwap<Runtime>,
+    ready: AtomicBool,
+}
+
+impl State {
+    /// State serving `runtime`, not yet ready.
+    pub fn new(runtime: Runtime) -> State {
+        State {
+            current: ArcSwap::from_pointee(runtime),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// The current snapshot (load once per request).
+    pub fn snapshot(&self) -> Arc<Runtime> {
+        self.current.load_full()
+    }
+
+    /// Replace the snapshot (compile first, then swap: never a half-built runtime).
+    pub fn swap(&self, runtime: Runtime) {
+        self.current.store(Arc::new(runtime));
+    }
+
+    /// Whether the data plane accepts traffic (false before start and while draining).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Set readiness.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+}
