@@ -221,7 +221,7 @@ impl StreamNormalizer {
         choice: usize,
         out: &mut Vec<StreamItem>,
     ) -> Result<(), NormalizeError> {
-        let mut calls: Vec<(usize, Option<&str>, Vec<PathElem>, &Map<String, Value>)> = Vec::new();
+        let mut calls: Vec<CallRef<'_>> = Vec::new();
         for (j, tc) in opt_array(d, "tool_calls", dbase)?.iter().enumerate() {
             let tbase = at(dbase, &[key("tool_calls"), PathElem::Index(j)]);
             let to = obj(tc, &tbase)?;
@@ -501,6 +501,9 @@ impl StreamNormalizer {
         Ok(())
     }
 }
+
+/// A chat tool-call delta before state lookup: (index, id, path of `function`, `function` object).
+type CallRef<'a> = (usize, Option<&'a str>, Vec<PathElem>, &'a Map<String, Value>);
 
 fn text_delta(pos: StreamPos, text: &str, path: Vec<PathElem>) -> StreamItem {
     StreamItem::TextDelta {
