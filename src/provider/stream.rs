@@ -503,7 +503,12 @@ impl StreamNormalizer {
 }
 
 /// A chat tool-call delta before state lookup: (index, id, path of `function`, `function` object).
-type CallRef<'a> = (usize, Option<&'a str>, Vec<PathElem>, &'a Map<String, Value>);
+type CallRef<'a> = (
+    usize,
+    Option<&'a str>,
+    Vec<PathElem>,
+    &'a Map<String, Value>,
+);
 
 fn text_delta(pos: StreamPos, text: &str, path: Vec<PathElem>) -> StreamItem {
     StreamItem::TextDelta {
@@ -513,7 +518,9 @@ fn text_delta(pos: StreamPos, text: &str, path: Vec<PathElem>) -> StreamItem {
     }
 }
 
-fn full_text(segments: Vec<Segment>, out: &mut Vec<StreamItem>) {
+/// Pushes the non-empty segments as one [`StreamItem::FullText`].
+fn full_text(mut segments: Vec<Segment>, out: &mut Vec<StreamItem>) {
+    segments.retain(|s| !s.text.is_empty());
     if !segments.is_empty() {
         out.push(StreamItem::FullText { segments });
     }
