@@ -1246,17 +1246,93 @@ fn arb_chat_body() -> impl Strategy<Value = Value> {
     )
 }
 
+/// Realistic bodies and stream event payloads of every format.
+fn samples() -> Vec<Value> {
+    let mut v = vec![
+        chat_request(),
+        responses_request(),
+        anthropic_request(),
+        chat_response(),
+    ];
+    for sse in [CHAT_SSE, RESPONSES_SSE, ANTHROPIC_SSE] {
+        for block in sse.split("\n\n") {
+            if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data: ")) {
+                if let Ok(j) = serde_json::from_str(data) {
+                    v.push(j);
+                }
+            }
+        }
+    }
+    v
+}
+
+fn all_paths(v: &Value, here: &mut Vec<PathElem>, out: &mut Vec<Vec<PathElem>>) {
+    out.push(here.clone());
+    match v {
+        Value::Object(o) => {
+            for (key, x) in o {
+                here.push(k(key));
+                all_paths(x, here, out);
+                here.pop();
+            }
+        }
+        Value::Array(a) => {
+            for (n, x) in a.iter().enumerate() {
+                here.push(i(n));
+                all_paths(x, here, out);
+                here.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn replace_at(root: &mut Value, path: &[PathElem], new: Value) {
+    let mut cur = root;
+    for p in path {
+        let next = match p {
+            PathElem::Key(key) => cur.get_mut(key.as_str()),
+            PathElem::Index(n) => cur.get_mut(*n),
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return,
+        }
+    }
+    *cur = new;
+}
+
+/// A realistic body with up to three subtrees replaced by arbitrary JSON.
+fn arb_mutated() -> impl Strategy<Value = Value> {
+    let all = samples();
+    (
+        proptest::sample::select(all),
+        proptest::collection::vec((any::<proptest::sample::Index>(), arb_json()), 0..3),
+    )
+        .prop_map(|(mut v, muts)| {
+            for (idx, new) in muts {
+                let mut paths = Vec::new();
+                all_paths(&v, &mut Vec::new(), &mut paths);
+                let target = idx.get(&paths).clone();
+                replace_at(&mut v, &target, new);
+            }
+            v
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn prop_arbitrary_json_never_panics(v in arb_json()) {
+    fn prop_arbitrary_json_never_panics(v in prop_oneof![arb_json(), arb_mutated()]) {
         for f in FORMATS {
             if let Ok(view) = parse_request(f, &v) {
                 assert_identity_writes(&v, &view.segments);
+                check_redaction(&view.segments, &v, &|x| parse_request(f, x).unwrap().segments);
             }
             if let Ok(view) = parse_response(f, &v) {
                 assert_identity_writes(&v, &view.segments);
+                check_redaction(&view.segments, &v, &|x| parse_response(f, x).unwrap().segments);
             }
             let ev = SseEvent { event: Some("content_block_delta".into()), data: v.to_string(), ..SseEvent::default() };
             let mut n = StreamNormalizer::new(f);
@@ -1274,5 +1350,44 @@ proptest! {
     #[test]
     fn prop_chat_redaction_keeps_shape(body in arb_chat_body()) {
         check_request(ApiFormat::OpenAiChat, &body);
+    }
+}
+
+fn items_for_chunks(format: ApiFormat, chunks: &[&[u8]]) -> Vec<StreamItem> {
+    let mut d = SseDecoder::new();
+    let mut frames = Vec::new();
+    for c in chunks {
+        d.feed(c, &mut frames).unwrap();
+    }
+    frames.extend(d.finish());
+    let mut n = StreamNormalizer::new(format);
+    frames
+        .iter()
+        .filter_map(SseFrame::event)
+        .flat_map(|e| n.push(e).unwrap())
+        .collect()
+}
+
+proptest! {
+    /// Decoding + normalizing a provider stream split at arbitrary byte offsets gives
+    /// the same items as the unsplit stream.
+    #[test]
+    fn prop_provider_streams_any_split(which in 0usize..3, cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..12)) {
+        let (format, sse) = [
+            (ApiFormat::OpenAiChat, CHAT_SSE),
+            (ApiFormat::OpenAiResponses, RESPONSES_SSE),
+            (ApiFormat::AnthropicMessages, ANTHROPIC_SSE),
+        ][which];
+        let bytes = sse.as_bytes();
+        let mut at: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+        at.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut prev = 0;
+        for c in at {
+            chunks.push(&bytes[prev..c]);
+            prev = c;
+        }
+        chunks.push(&bytes[prev..]);
+        prop_assert_eq!(items_for_chunks(format, &chunks), items_for_chunks(format, &[bytes]));
     }
 }
