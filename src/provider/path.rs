@@ -1,0 +1,193 @@
+//! JSON locations of segments ([`PathElem`]) and in-place text write-back.
+
+use serde_json::Value;
+
+use super::{NormalizeError, Segment, SegmentKind};
+
+/// One step of a JSON path: an object key or an array index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PathElem {
+    /// Object member.
+    Key(String),
+    /// Array element.
+    Index(usize),
+}
+
+impl From<&str> for PathElem {
+    fn from(k: &str) -> Self {
+        PathElem::Key(k.to_owned())
+    }
+}
+
+impl From<usize> for PathElem {
+    fn from(i: usize) -> Self {
+        PathElem::Index(i)
+    }
+}
+
+/// Renders a path as `messages[2].content[0].text` (for errors and logs).
+pub fn path_to_string(path: &[PathElem]) -> String {
+    let mut s = String::new();
+    for p in path {
+        match p {
+            PathElem::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            PathElem::Index(i) => {
+                s.push('[');
+                s.push_str(&i.to_string());
+                s.push(']');
+            }
+        }
+    }
+    s
+}
+
+/// The value at `path`, if it exists.
+pub fn get_path<'a>(root: &'a Value, path: &[PathElem]) -> Option<&'a Value> {
+    path.iter().try_fold(root, |v, p| match p {
+        PathElem::Key(k) => v.as_object()?.get(k),
+        PathElem::Index(i) => v.as_array()?.get(*i),
+    })
+}
+
+fn get_path_mut<'a>(root: &'a mut Value, path: &[PathElem]) -> Option<&'a mut Value> {
+    path.iter().try_fold(root, |v, p| match p {
+        PathElem::Key(k) => v.as_object_mut()?.get_mut(k),
+        PathElem::Index(i) => v.as_array_mut()?.get_mut(*i),
+    })
+}
+
+/// Replaces the text at `path` in place, keeping the JSON type of the value there.
+///
+/// - a JSON string (message text, or OpenAI tool-call `arguments`, which is a
+///   JSON-encoded string) is replaced by `new_text` verbatim; this function does not
+///   check that new arguments are JSON (use [`set_segment_text`] for that);
+/// - a JSON object or array (Anthropic `tool_use.input`) is replaced by `new_text`
+///   parsed as JSON, which must be of the same type (object stays object);
+/// - anything else, or a missing path, is an error and leaves `root` unchanged.
+pub fn set_text(root: &mut Value, path: &[PathElem], new_text: &str) -> Result<(), NormalizeError> {
+    let field = || path_to_string(path);
+    let slot =
+        get_path_mut(root, path).ok_or_else(|| NormalizeError::PathNotFound { field: field() })?;
+    match slot {
+        Value::String(s) => {
+            new_text.clone_into(s);
+            Ok(())
+        }
+        Value::Object(_) | Value::Array(_) => {
+            let parsed: Value =
+                serde_json::from_str(new_text).map_err(|_| NormalizeError::InvalidReplacement {
+                    field: field(),
+                    expected: "valid JSON",
+                })?;
+            let same = matches!(
+                (&*slot, &parsed),
+                (Value::Object(_), Value::Object(_)) | (Value::Array(_), Value::Array(_))
+            );
+            if !same {
+                return Err(NormalizeError::InvalidReplacement {
+                    field: field(),
+                    expected: if slot.is_object() {
+                        "a JSON object"
+                    } else {
+                        "a JSON array"
+                    },
+                });
+            }
+            *slot = parsed;
+            Ok(())
+        }
+        _ => Err(NormalizeError::NotText { field: field() }),
+    }
+}
+
+/// [`set_text`] for a parsed segment, enforcing the tool-argument contract: when the
+/// segment is [`SegmentKind::ToolCallArguments`] and its current text is valid JSON,
+/// `new_text` must be valid JSON too (redact inside string values, not across syntax).
+pub fn set_segment_text(
+    root: &mut Value,
+    seg: &Segment,
+    new_text: &str,
+) -> Result<(), NormalizeError> {
+    if seg.kind == SegmentKind::ToolCallArguments
+        && serde_json::from_str::<serde::de::IgnoredAny>(&seg.text).is_ok()
+        && serde_json::from_str::<serde::de::IgnoredAny>(new_text).is_err()
+    {
+        return Err(NormalizeError::InvalidReplacement {
+            field: path_to_string(&seg.path),
+            expected: "valid JSON (the original arguments were JSON)",
+        });
+    }
+    set_text(root, &seg.path, new_text)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn p(items: &[PathElem]) -> Vec<PathElem> {
+        items.to_vec()
+    }
+
+    #[test]
+    fn render_and_get() {
+        let path = p(&["messages".into(), 2.into(), "content".into()]);
+        assert_eq!(path_to_string(&path), "messages[2].content");
+        let v = json!({"messages": [1, 2, {"content": "hi"}]});
+        assert_eq!(get_path(&v, &path), Some(&json!("hi")));
+        assert_eq!(get_path(&v, &p(&["messages".into(), 9.into()])), None);
+        assert_eq!(get_path(&v, &p(&["messages".into(), "x".into()])), None);
+    }
+
+    #[test]
+    fn set_string_object_and_errors() {
+        let mut v = json!({"a": "x", "o": {"k": 1}, "n": 3});
+        set_text(&mut v, &p(&["a".into()]), "y").unwrap();
+        set_text(&mut v, &p(&["o".into()]), r#"{"k":"[REDACTED]"}"#).unwrap();
+        assert_eq!(v, json!({"a": "y", "o": {"k": "[REDACTED]"}, "n": 3}));
+        let before = v.clone();
+        assert!(matches!(
+            set_text(&mut v, &p(&["o".into()]), "[1]"),
+            Err(NormalizeError::InvalidReplacement { .. })
+        ));
+        assert!(matches!(
+            set_text(&mut v, &p(&["o".into()]), "not json"),
+            Err(NormalizeError::InvalidReplacement { .. })
+        ));
+        assert_eq!(
+            set_text(&mut v, &p(&["n".into()]), "1"),
+            Err(NormalizeError::NotText { field: "n".into() })
+        );
+        assert_eq!(
+            set_text(&mut v, &p(&["zz".into()]), "1"),
+            Err(NormalizeError::PathNotFound { field: "zz".into() })
+        );
+        assert_eq!(v, before);
+    }
+
+    #[test]
+    fn segment_argument_contract() {
+        let mut v = json!({"arguments": "{\"q\":\"a@b.c\"}"});
+        let seg = Segment::new(
+            SegmentKind::ToolCallArguments,
+            "{\"q\":\"a@b.c\"}",
+            p(&["arguments".into()]),
+        );
+        assert!(set_segment_text(&mut v, &seg, "{\"q\":").is_err());
+        set_segment_text(&mut v, &seg, "{\"q\":\"[EMAIL_1]\"}").unwrap();
+        assert_eq!(v, json!({"arguments": "{\"q\":\"[EMAIL_1]\"}"}));
+        // Arguments that were not JSON (e.g. truncated) may be replaced by anything.
+        let seg = Segment::new(
+            SegmentKind::ToolCallArguments,
+            "{\"q\":",
+            p(&["arguments".into()]),
+        );
+        set_segment_text(&mut v, &seg, "X").unwrap();
+    }
+}
