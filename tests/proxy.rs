@@ -23,7 +23,15 @@ fn normalize(s: &str) -> String {
     created.replace_all(&s, "\"$1\":0").into_owned()
 }
 
-fn cases() -> Vec<(&'static str, &'static str, Value, Vec<(&'static str, &'static str)>)> {
+/// (name, path, body, headers) of one provider call.
+type Case = (
+    &'static str,
+    &'static str,
+    Value,
+    Vec<(&'static str, &'static str)>,
+);
+
+fn cases() -> Vec<Case> {
     let chat = json!({"model": "gpt-4o-mini", "messages": [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "hello there, proxy"}]});
@@ -65,13 +73,32 @@ async fn non_streaming_paths_are_transparent() {
         let proxied = post(&format!("http://{}{path}", p.data_addr), &headers, &body).await;
         assert_eq!(direct.status, 200, "{name}: {}", direct.text());
         assert_eq!(proxied.status, direct.status, "{name}");
-        assert_eq!(normalize(&proxied.text()), normalize(&direct.text()), "{name}");
-        assert_eq!(proxied.headers["content-type"], direct.headers["content-type"], "{name}");
+        assert_eq!(
+            normalize(&proxied.text()),
+            normalize(&direct.text()),
+            "{name}"
+        );
+        assert_eq!(
+            proxied.headers["content-type"], direct.headers["content-type"],
+            "{name}"
+        );
         assert!(proxied.headers.contains_key("x-request-id"), "{name}");
     }
     // GET /v1/models with a query string.
-    let direct = send(Method::GET, &format!("{}/v1/models?limit=5", m.url()), &[], "").await;
-    let proxied = send(Method::GET, &format!("http://{}/v1/models?limit=5", p.data_addr), &[], "").await;
+    let direct = send(
+        Method::GET,
+        &format!("{}/v1/models?limit=5", m.url()),
+        &[],
+        "",
+    )
+    .await;
+    let proxied = send(
+        Method::GET,
+        &format!("http://{}/v1/models?limit=5", p.data_addr),
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(proxied.status, 200);
     assert_eq!(proxied.body, direct.body);
     assert_eq!(m.requests().last().unwrap().path, "/v1/models?limit=5");
@@ -91,10 +118,14 @@ async fn streaming_paths_are_transparent() {
             body["stream_options"] = json!({"include_usage": true});
         }
         let direct = post_streamed(&format!("{}{path}", m.url()), &headers, &body).await;
-        let proxied = post_streamed(&format!("http://{}{path}", p.data_addr), &headers, &body).await;
+        let proxied =
+            post_streamed(&format!("http://{}{path}", p.data_addr), &headers, &body).await;
         assert_eq!(direct.status, 200, "{name}");
         assert_eq!(proxied.status, 200, "{name}");
-        assert!(proxied.headers["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+        assert!(proxied.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"));
         let d = sse_events(&direct.body());
         let x = sse_events(&proxied.body());
         assert!(d.len() > 3, "{name}: mock stream too short: {d:?}");
@@ -110,21 +141,37 @@ async fn streams_are_relayed_as_they_arrive() {
     let m = mock().await;
     let p = start(&passthrough_config(&m.url(), "", "")).await;
     let body = json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "abcdefghijklmnopqrst"}]});
-    let headers = [("x-mock-chunk-delay-ms", "150"), ("x-mock-chunk-size", "10")];
-    let s = post_streamed(&format!("http://{}/v1/chat/completions", p.data_addr), &headers, &body).await;
+    let headers = [
+        ("x-mock-chunk-delay-ms", "150"),
+        ("x-mock-chunk-size", "10"),
+    ];
+    let s = post_streamed(
+        &format!("http://{}/v1/chat/completions", p.data_addr),
+        &headers,
+        &body,
+    )
+    .await;
     assert_eq!(s.status, 200);
     let first = s.frames.first().unwrap().0;
     let last = s.frames.last().unwrap().0;
     assert!(s.frames.len() >= 3, "frames: {}", s.frames.len());
     // The mock spaces events 150 ms apart: a buffering proxy would deliver them all at once.
-    assert!(last - first >= Duration::from_millis(300), "first {first:?} last {last:?}");
+    assert!(
+        last - first >= Duration::from_millis(300),
+        "first {first:?} last {last:?}"
+    );
     p.shutdown().await;
 }
 
 #[tokio::test]
 async fn passthrough_forwards_client_credentials_and_headers() {
     let m = mock().await;
-    let p = start(&passthrough_config(&m.url(), "", "headers = { \"x-endpoint-tag\" = \"e1\" }")).await;
+    let p = start(&passthrough_config(
+        &m.url(),
+        "",
+        "headers = { \"x-endpoint-tag\" = \"e1\" }",
+    ))
+    .await;
     let body = json!({"model": "claude", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]});
     let r = post(
         &format!("http://{}/v1/messages", p.data_addr),
@@ -142,9 +189,18 @@ async fn passthrough_forwards_client_credentials_and_headers() {
     assert_eq!(r.status, 200);
     assert_eq!(r.headers["x-request-id"], "rid-7");
     let seen = m.requests().pop().unwrap();
-    assert_eq!(seen.header("x-api-key").as_deref(), Some("sk-ant-client-own"));
-    assert_eq!(seen.header("anthropic-version").as_deref(), Some("2023-06-01"));
-    assert_eq!(seen.header("anthropic-beta").as_deref(), Some("tools-2024-04-04"));
+    assert_eq!(
+        seen.header("x-api-key").as_deref(),
+        Some("sk-ant-client-own")
+    );
+    assert_eq!(
+        seen.header("anthropic-version").as_deref(),
+        Some("2023-06-01")
+    );
+    assert_eq!(
+        seen.header("anthropic-beta").as_deref(),
+        Some("tools-2024-04-04")
+    );
     assert_eq!(seen.header("x-request-id").as_deref(), Some("rid-7"));
     assert_eq!(seen.header("x-endpoint-tag").as_deref(), Some("e1"));
     assert_eq!(seen.header("host"), Some(m.addr().to_string()));
@@ -159,7 +215,10 @@ async fn passthrough_forwards_client_credentials_and_headers() {
     .await;
     assert_eq!(r.status, 200);
     let seen = m.requests().pop().unwrap();
-    assert_eq!(seen.header("authorization").as_deref(), Some("Bearer sk-openai-client-own"));
+    assert_eq!(
+        seen.header("authorization").as_deref(),
+        Some("Bearer sk-openai-client-own")
+    );
     p.shutdown().await;
 }
 
@@ -169,16 +228,27 @@ async fn virtual_keys_are_swapped_for_the_provider_key() {
     let p = start(&virtual_config(&m.url())).await;
     let chat = json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}]});
     let auth = format!("Bearer {VIRTUAL_KEY}");
-    let r = post(&format!("http://{}/v1/chat/completions", p.data_addr), &[("authorization", &auth)], &chat).await;
+    let r = post(
+        &format!("http://{}/v1/chat/completions", p.data_addr),
+        &[("authorization", &auth)],
+        &chat,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let seen = m.requests().pop().unwrap();
-    assert_eq!(seen.header("authorization"), Some(format!("Bearer {PROVIDER_KEY}")));
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {PROVIDER_KEY}"))
+    );
     assert!(seen.header("x-api-key").is_none());
 
     let msg = json!({"model": "claude", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]});
     let r = post(
         &format!("http://{}/v1/messages", p.data_addr),
-        &[("x-api-key", VIRTUAL_KEY), ("anthropic-version", "2023-06-01")],
+        &[
+            ("x-api-key", VIRTUAL_KEY),
+            ("anthropic-version", "2023-06-01"),
+        ],
         &msg,
     )
     .await;
@@ -188,7 +258,12 @@ async fn virtual_keys_are_swapped_for_the_provider_key() {
     assert!(seen.header("authorization").is_none());
     // Rejected calls never reach the upstream.
     let before = m.requests().len();
-    let r = post(&format!("http://{}/v1/chat/completions", p.data_addr), &[("authorization", "Bearer sk-real-openai-key")], &chat).await;
+    let r = post(
+        &format!("http://{}/v1/chat/completions", p.data_addr),
+        &[("authorization", "Bearer sk-real-openai-key")],
+        &chat,
+    )
+    .await;
     assert_eq!(r.status, 401);
     assert_eq!(m.requests().len(), before);
     p.shutdown().await;
@@ -215,11 +290,22 @@ async fn upstream_errors_pass_through_unchanged() {
         assert!(!proxied.headers.contains_key("x-parapet-error"));
     }
     let h = [("x-mock-status", "418"), ("x-mock-body", "teapot body")];
-    let r = post(&format!("http://{}/v1/chat/completions", p.data_addr), &h, &chat).await;
+    let r = post(
+        &format!("http://{}/v1/chat/completions", p.data_addr),
+        &h,
+        &chat,
+    )
+    .await;
     assert_eq!(r.status, 418);
     assert_eq!(r.text(), "teapot body");
     // Unknown paths are forwarded (default `unknown_paths = "forward"`): the mock's 404 comes back.
-    let r = send(Method::GET, &format!("http://{}/v1/files/abc", p.data_addr), &[], "").await;
+    let r = send(
+        Method::GET,
+        &format!("http://{}/v1/files/abc", p.data_addr),
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(r.status, 404);
     assert!(!r.headers.contains_key("x-parapet-error"));
     assert_eq!(m.requests().last().unwrap().path, "/v1/files/abc");
@@ -233,13 +319,18 @@ async fn total_timeout_cuts_a_slow_stream() {
     let body = json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "a long answer please"}]});
     let req = http::Request::post(format!("http://{}/v1/chat/completions", p.data_addr))
         .header("x-mock-chunk-delay-ms", "200")
-        .body(http_body_util::Full::new(bytes::Bytes::from(body.to_string())))
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
         .unwrap();
     let t0 = std::time::Instant::now();
     let resp = client().request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
     let res = http_body_util::BodyExt::collect(resp.into_body()).await;
-    assert!(res.is_err(), "the stream must end with an error, not look complete");
+    assert!(
+        res.is_err(),
+        "the stream must end with an error, not look complete"
+    );
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
     p.shutdown().await;
 }
@@ -254,13 +345,17 @@ async fn h2c_clients_are_served() {
     let req = http::Request::post(format!("http://{}/v1/chat/completions", p.data_addr))
         .header("content-type", "application/json")
         .body(http_body_util::Full::new(bytes::Bytes::from(
-            json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "h2"}]}).to_string(),
+            json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "h2"}]})
+                .to_string(),
         )))
         .unwrap();
     let resp = c.request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.version(), http::Version::HTTP_2);
-    let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("[DONE]"));
     p.shutdown().await;
 }

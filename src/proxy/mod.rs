@@ -35,6 +35,7 @@ use tokio::time::Instant;
 use crate::body::{ProxyBody, RelayBody};
 use crate::config::{AuthMode, Endpoint, Route, UnknownPaths};
 use crate::error::{ErrorShape, ProxyError};
+use crate::provider::format_for_path;
 use crate::runtime::Runtime;
 use crate::upstream::{classify_error, upstream_uri};
 use headers::{inject_provider_key, request_id, upstream_request_headers, REQUEST_ID};
@@ -79,14 +80,17 @@ async fn proxy(
     let config = &runtime.config;
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
-    let api = KnownApi::for_path(path);
-    if api.is_none() && config.server.unknown_paths == UnknownPaths::Reject {
+    let format = format_for_path(path);
+    if format.is_none()
+        && !is_models_path(path)
+        && config.server.unknown_paths == UnknownPaths::Reject
+    {
         return Err(ProxyError::UnknownPath);
     }
 
     let body = read_body(&parts.headers, body, config.server.max_body_bytes).await?;
-    let peeked = match api {
-        Some(a) if a.has_json_body() && !body.is_empty() => peek(&body)?,
+    let peeked = match format {
+        Some(_) if !body.is_empty() => peek(&body)?,
         _ => Peek::default(),
     };
 
@@ -226,32 +230,8 @@ fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Provider API paths Parapet understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KnownApi {
-    ChatCompletions,
-    Responses,
-    Embeddings,
-    Completions,
-    Models,
-    Messages,
-}
-
-impl KnownApi {
-    fn for_path(path: &str) -> Option<KnownApi> {
-        let path = path.strip_suffix('/').unwrap_or(path);
-        match path {
-            "/v1/chat/completions" => Some(KnownApi::ChatCompletions),
-            "/v1/responses" => Some(KnownApi::Responses),
-            "/v1/embeddings" => Some(KnownApi::Embeddings),
-            "/v1/completions" => Some(KnownApi::Completions),
-            "/v1/messages" => Some(KnownApi::Messages),
-            p if p == "/v1/models" || p.starts_with("/v1/models/") => Some(KnownApi::Models),
-            _ => None,
-        }
-    }
-
-    fn has_json_body(self) -> bool {
-        !matches!(self, KnownApi::Models)
-    }
+/// `GET /v1/models` and `/v1/models/{id}`: known provider paths without a body to inspect.
+fn is_models_path(path: &str) -> bool {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    path == "/v1/models" || path.starts_with("/v1/models/")
 }
