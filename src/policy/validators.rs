@@ -41,7 +41,7 @@ pub fn card_iin_valid(digits: &str) -> bool {
         5 => {
             if (51..=55).contains(&p2) {
                 len == 16
-            } else if p2 == 50 || (56..=58).contains(&p2) {
+            } else if maestro(p4) || (56..=58).contains(&p2) {
                 (12..=19).contains(&len)
             } else {
                 false
@@ -60,31 +60,37 @@ pub fn card_iin_valid(digits: &str) -> bool {
                 // Diners Club
                 || ((300..=305).contains(&p3) && (14..=19).contains(&len))
                 || ((p2 == 36 || p2 == 38 || p2 == 39) && (14..=19).contains(&len))
-                // JCB
-                || ((3528..=3589).contains(&p4) && (16..=19).contains(&len))
+                // JCB (3528-3589 assigned; the whole 35 range is JCB-managed)
+                || (p2 == 35 && (16..=19).contains(&len))
         }
         6 => {
-            // Discover, UnionPay, Maestro, RuPay, InstaPayment
-            (p4 == 6011
-                || p2 == 65
-                || (644..=649).contains(&p3)
-                || (622_126..=622_925).contains(&p6))
-                && (16..=19).contains(&len)
-                || (p2 == 62 && (16..=19).contains(&len))
-                || ((p2 == 60
+            // Discover, UnionPay, RuPay, InstaPayment and other 6x issuers: 16-19 digits.
+            let long = (16..=19).contains(&len)
+                && (p4 == 6011
+                    || p2 == 65
+                    || (644..=649).contains(&p3)
+                    || (622_126..=622_925).contains(&p6)
+                    || p2 == 62
+                    || p2 == 60
                     || p2 == 63
                     || p2 == 67
-                    || p2 == 69
-                    || p2 == 66
-                    || p2 == 68
-                    || p2 == 61
-                    || p2 == 64)
-                    && (12..=19).contains(&len))
+                    || p2 == 69);
+            long || (maestro(p4) && (12..=19).contains(&len))
         }
+        // Maestro UK
+        0 => maestro(p4) && (12..=19).contains(&len),
         // JCB legacy 1800
         1 => p4 == 1800 && len == 15,
         _ => false,
     }
+}
+
+/// Maestro IIN prefixes that issue short (12-15 digit) card numbers.
+fn maestro(p4: u32) -> bool {
+    matches!(
+        p4,
+        5018 | 5020 | 5038 | 5893 | 6304 | 6390 | 6759 | 6761 | 6762 | 6763 | 604
+    )
 }
 
 /// IBAN lengths per country (ISO 13616 registry).
