@@ -568,7 +568,7 @@ impl Scanner {
                 }
             }
         }
-        out.sort_by(|a, b| (a.start, a.end, a.rule).cmp(&(b.start, b.end, b.rule)));
+        out.sort_by_key(|m| (m.start, m.end, m.rule));
         out.dedup_by(|a, b| a.start == b.start && a.end == b.end && a.rule == b.rule);
         out
     }
