@@ -9,6 +9,7 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod eval;
 pub mod mock;
 pub mod policy;
 pub mod provider;
