@@ -355,6 +355,52 @@ async fn responses_plain_and_streamed() {
 }
 
 #[tokio::test]
+async fn responses_function_call_plain_streamed_and_follow_up() {
+    let mock = start().await;
+    let tools =
+        json!([{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]);
+    let body = json!({"model": "m", "tools": tools, "input": "weather in Rome?"});
+    let v = post(&mock, "/v1/responses", &[], body.clone()).await.json();
+    let item = &v["output"][0];
+    assert_eq!(item["type"], "function_call");
+    assert_eq!(item["name"], "get_weather");
+    assert!(item["call_id"].as_str().unwrap().starts_with("call_mock_"));
+    let args: Value = serde_json::from_str(item["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args["location"], "Rome");
+
+    let mut streamed = body;
+    streamed["stream"] = json!(true);
+    let datas = post(&mock, "/v1/responses", &[], streamed)
+        .await
+        .event_json();
+    assert_eq!(datas[2]["type"], "response.output_item.added");
+    assert_eq!(datas[2]["item"]["arguments"], "");
+    let joined: String = datas
+        .iter()
+        .filter(|d| d["type"] == "response.function_call_arguments.delta")
+        .map(|d| d["delta"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(serde_json::from_str::<Value>(&joined).unwrap(), args);
+    let done = datas
+        .iter()
+        .find(|d| d["type"] == "response.function_call_arguments.done")
+        .unwrap();
+    assert_eq!(done["arguments"].as_str().unwrap(), joined);
+    assert_eq!(
+        datas.last().unwrap()["response"]["output"][0]["type"],
+        "function_call"
+    );
+
+    let follow_up = json!({"model": "m", "tools": tools, "input": [
+        {"role": "user", "content": "weather in Rome?"},
+        item,
+        {"type": "function_call_output", "call_id": item["call_id"], "output": "25C"}
+    ]});
+    let v = post(&mock, "/v1/responses", &[], follow_up).await.json();
+    assert_eq!(v["output"][0]["content"][0]["text"], "Tool result: 25C");
+}
+
+#[tokio::test]
 async fn embeddings_float_and_base64() {
     let mock = start().await;
     let v = post(

@@ -250,35 +250,49 @@ pub fn embeddings(req: &Value, _ctl: &Controls, _seq: u64) -> Response<MockBody>
     }))
 }
 
-/// `POST /v1/responses`, plain or streamed with the Responses API's typed events.
+/// `POST /v1/responses`, plain or streamed with the Responses API's typed events; a
+/// `function_call` output item when tools are set and the prompt mentions `weather`.
 pub fn responses(req: &Value, ctl: &Controls, seq: u64) -> Response<MockBody> {
+    let items = req.get("input").and_then(Value::as_array);
     let user_text = match req.get("input") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .rev()
-            .find(|i| i.get("role").and_then(Value::as_str) == Some("user"))
+        _ => items
+            .and_then(|items| {
+                items
+                    .iter()
+                    .rev()
+                    .find(|i| i.get("role").and_then(Value::as_str) == Some("user"))
+            })
             .and_then(|i| i.get("content"))
             .map(content_text)
             .unwrap_or_default(),
-        _ => String::new(),
     };
-    let text = reply_text(&user_text, ctl);
+    // After a function_call_output, answer in text instead of calling the tool again.
+    let tool_output = items
+        .and_then(|items| items.last())
+        .filter(|i| i.get("type").and_then(Value::as_str) == Some("function_call_output"))
+        .map(|i| i.get("output").map(content_text).unwrap_or_default());
+    let reply = match tool_output {
+        Some(out) => Reply::Text(match &ctl.reply {
+            Some(r) => r.clone(),
+            None => format!("Tool result: {out}"),
+        }),
+        None => decide(req, &user_text, ctl),
+    };
     let model = model(req, "gpt-4o-mini");
     let id = format!("resp_mock_{seq}");
-    let msg_id = format!("msg_mock_{seq}");
     let created = now_secs();
-    let (it, ot) = (estimate_tokens(&user_text), estimate_tokens(&text));
+    let it = estimate_tokens(&user_text);
+    let ot = match &reply {
+        Reply::Text(t) => estimate_tokens(t),
+        Reply::Tool { arguments, .. } => estimate_tokens(arguments),
+    };
     let usage = json!({
         "input_tokens": it, "input_tokens_details": {"cached_tokens": 0},
         "output_tokens": ot, "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": it + ot,
     });
-    let part = json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
-    let item = json!({
-        "type": "message", "id": msg_id, "status": "completed", "role": "assistant",
-        "content": [part],
-    });
+    let tools = req.get("tools").cloned().unwrap_or_else(|| json!([]));
     let response = |status: &str, output: Value, usage: Value| {
         json!({
             "id": id, "object": "response", "created_at": created, "status": status,
@@ -289,9 +303,30 @@ pub fn responses(req: &Value, ctl: &Controls, seq: u64) -> Response<MockBody> {
             "previous_response_id": req.get("previous_response_id").cloned().unwrap_or(Value::Null),
             "reasoning": {"effort": null, "summary": null}, "store": true,
             "temperature": 1.0, "text": {"format": {"type": "text"}}, "tool_choice": "auto",
-            "tools": [], "top_p": 1.0, "truncation": "disabled", "usage": usage,
+            "tools": tools, "top_p": 1.0, "truncation": "disabled", "usage": usage,
             "user": null, "metadata": {},
         })
+    };
+
+    let (item, item_id, part) = match &reply {
+        Reply::Text(text) => {
+            let item_id = format!("msg_mock_{seq}");
+            let part =
+                json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
+            let item = json!({
+                "type": "message", "id": item_id, "status": "completed", "role": "assistant",
+                "content": [part],
+            });
+            (item, item_id, part)
+        }
+        Reply::Tool { name, arguments } => {
+            let item_id = format!("fc_mock_{seq}");
+            let item = json!({
+                "type": "function_call", "id": item_id, "call_id": format!("call_mock_{seq}"),
+                "name": name, "arguments": arguments, "status": "completed",
+            });
+            (item, item_id, Value::Null)
+        }
     };
     if !wants_stream(req) {
         return json_value(&response("completed", json!([item]), usage));
@@ -315,31 +350,54 @@ pub fn responses(req: &Value, ctl: &Controls, seq: u64) -> Response<MockBody> {
         "response.in_progress",
         json!({"response": response("in_progress", json!([]), Value::Null)}),
     );
-    push(
-        "response.output_item.added",
-        json!({"output_index": 0, "item": {
-            "type": "message", "id": msg_id, "status": "in_progress", "role": "assistant", "content": []
-        }}),
-    );
-    push(
-        "response.content_part.added",
-        json!({"item_id": msg_id, "output_index": 0, "content_index": 0,
-               "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}),
-    );
-    for piece in chunks(&text, ctl.chunk_size) {
-        push(
-            "response.output_text.delta",
-            json!({"item_id": msg_id, "output_index": 0, "content_index": 0, "delta": piece, "logprobs": []}),
-        );
+    match &reply {
+        Reply::Text(text) => {
+            push(
+                "response.output_item.added",
+                json!({"output_index": 0, "item": {
+                    "type": "message", "id": item_id, "status": "in_progress", "role": "assistant", "content": []
+                }}),
+            );
+            push(
+                "response.content_part.added",
+                json!({"item_id": item_id, "output_index": 0, "content_index": 0,
+                       "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}),
+            );
+            for piece in chunks(text, ctl.chunk_size) {
+                push(
+                    "response.output_text.delta",
+                    json!({"item_id": item_id, "output_index": 0, "content_index": 0, "delta": piece, "logprobs": []}),
+                );
+            }
+            push(
+                "response.output_text.done",
+                json!({"item_id": item_id, "output_index": 0, "content_index": 0, "text": text, "logprobs": []}),
+            );
+            push(
+                "response.content_part.done",
+                json!({"item_id": item_id, "output_index": 0, "content_index": 0, "part": part}),
+            );
+        }
+        Reply::Tool { name, arguments } => {
+            let mut added = item.clone();
+            added["arguments"] = json!("");
+            added["status"] = json!("in_progress");
+            push(
+                "response.output_item.added",
+                json!({"output_index": 0, "item": added}),
+            );
+            for piece in chunks(arguments, ctl.chunk_size) {
+                push(
+                    "response.function_call_arguments.delta",
+                    json!({"item_id": item_id, "output_index": 0, "delta": piece}),
+                );
+            }
+            push(
+                "response.function_call_arguments.done",
+                json!({"item_id": item_id, "output_index": 0, "name": name, "arguments": arguments}),
+            );
+        }
     }
-    push(
-        "response.output_text.done",
-        json!({"item_id": msg_id, "output_index": 0, "content_index": 0, "text": text, "logprobs": []}),
-    );
-    push(
-        "response.content_part.done",
-        json!({"item_id": msg_id, "output_index": 0, "content_index": 0, "part": part}),
-    );
     push(
         "response.output_item.done",
         json!({"output_index": 0, "item": item}),

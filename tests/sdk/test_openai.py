@@ -116,6 +116,30 @@ def test_responses_streaming_events(oai):
     assert events[-1].response.output_text == text
 
 
+RESPONSES_TOOL = [
+    {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
+    }
+]
+
+
+def test_responses_function_call_plain_and_streaming(oai):
+    r = oai.responses.create(model=MODEL, input="weather in Rome?", tools=RESPONSES_TOOL)
+    call = r.output[0]
+    assert call.type == "function_call" and call.name == "get_weather"
+    assert json.loads(call.arguments)["location"] == "Rome"
+
+    events = list(oai.responses.create(model=MODEL, input="weather in Rome?", tools=RESPONSES_TOOL, stream=True))
+    deltas = [e.delta for e in events if e.type == "response.function_call_arguments.delta"]
+    assert len(deltas) > 1
+    assert json.loads("".join(deltas)) == json.loads(call.arguments)
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output[0].arguments == "".join(deltas)
+
+
 def test_embeddings_default_base64_decodes_to_floats(stack, oai):
     stack.clear_mock_requests()
     default = oai.embeddings.create(model="text-embedding-3-small", input="embed me")

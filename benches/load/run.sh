@@ -1,0 +1,321 @@
+#!/usr/bin/env bash
+# Load harness: throughput and latency of direct-to-mock vs through Parapet vs through nginx.
+#
+#   bash benches/load/run.sh [--quick] [--connections N] [--duration S] [--threads N]
+#                            [--latency-ms N] [--targets direct,parapet,nginx] [--no-build]
+#
+# Builds release binaries, installs wrk and nginx with apt-get if they are missing, starts
+# parapet-mock (--no-record), Parapet (passthrough config) and nginx (proxy_pass with a
+# keepalive upstream), then runs wrk against each target for a non-streaming and a
+# streaming (SSE) chat completion. Prints a markdown table and writes it to
+# benches/load/results.md. All traffic stays on 127.0.0.1; every wait is bounded; every
+# process started here is stopped on exit. See docs/BENCHMARKS.md.
+set -euo pipefail
+
+CONNS=32
+DURATION=10
+THREADS=2
+LATENCY_MS=0
+TARGETS="direct,parapet,nginx"
+BUILD=1
+QUICK=0
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1; DURATION=3 ;;
+    --connections) CONNS="${2:?}"; shift ;;
+    --duration) DURATION="${2:?}"; shift ;;
+    --threads) THREADS="${2:?}"; shift ;;
+    --latency-ms) LATENCY_MS="${2:?}"; shift ;;
+    --targets) TARGETS="${2:?}"; shift ;;
+    --no-build) BUILD=0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) die "unknown argument: $1 (see --help)" ;;
+  esac
+  shift
+done
+for n in "$CONNS" "$DURATION" "$THREADS" "$LATENCY_MS"; do
+  [[ "$n" =~ ^[0-9]+$ ]] || die "not a number: $n"
+done
+[ "$THREADS" -le "$CONNS" ] || THREADS="$CONNS"
+IFS=',' read -r -a TARGET_LIST <<< "$TARGETS"
+for t in "${TARGET_LIST[@]}"; do
+  case "$t" in direct|parapet|nginx) ;; *) die "unknown target: $t" ;; esac
+done
+has_target() { [[ ",$TARGETS," == *",$1,"* ]]; }
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+WORK="$(mktemp -d /tmp/parapet-load.XXXXXX)"
+chmod 755 "$WORK" # nginx workers may run as an unprivileged user
+PIDS=()
+
+cleanup() {
+  local pid i
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "${KEEP_WORK:-0}" = 1 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- tools -----------------------------------------------------------------------------
+apt_install() {
+  command -v apt-get >/dev/null || return 1
+  [ "$(id -u)" = 0 ] || return 1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 && return 0
+  apt-get update -qq >/dev/null 2>&1 || return 1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1
+}
+command -v curl >/dev/null || apt_install curl || die "curl is required"
+command -v python3 >/dev/null || die "python3 is required (free-port lookup)"
+command -v wrk >/dev/null || apt_install wrk || die "wrk is required (apt-get install wrk)"
+NGINX=""
+if has_target nginx; then
+  NGINX="$(command -v nginx || true)"
+  [ -n "$NGINX" ] || [ ! -x /usr/sbin/nginx ] || NGINX=/usr/sbin/nginx
+  if [ -z "$NGINX" ]; then
+    apt_install nginx-light || apt_install nginx || die "nginx is required (apt-get install nginx-light)"
+    NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+  fi
+  [ -x "$NGINX" ] || die "nginx not found"
+fi
+
+# --- binaries --------------------------------------------------------------------------
+if [ "$BUILD" = 1 ]; then
+  echo "building release binaries..." >&2
+  (cd "$ROOT" && cargo build --release --bin parapet --bin parapet-mock) >&2
+fi
+MOCK_BIN="${PARAPET_MOCK_BIN:-$ROOT/target/release/parapet-mock}"
+PARAPET_BIN="${PARAPET_BIN:-$ROOT/target/release/parapet}"
+[ -x "$MOCK_BIN" ] || die "missing $MOCK_BIN"
+! has_target parapet || [ -x "$PARAPET_BIN" ] || die "missing $PARAPET_BIN"
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_http NAME URL PID SECONDS: until URL answers (any HTTP status), the process dies, or time runs out.
+wait_http() {
+  local name="$1" url="$2" pid="$3" secs="$4" deadline code
+  deadline=$(( $(date +%s) + secs ))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    kill -0 "$pid" 2>/dev/null || die "$name exited during start-up (logs in $WORK; KEEP_WORK=1 keeps them)"
+    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)"
+    if [ "$code" != "000" ] && [ -n "$code" ]; then echo "$code"; return 0; fi
+    sleep 0.1
+  done
+  die "$name did not answer $url within ${secs}s"
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# --- mock --------------------------------------------------------------------------------
+"$MOCK_BIN" --listen 127.0.0.1:0 --no-record --latency-ms "$LATENCY_MS" \
+  >"$WORK/mock.out" 2>"$WORK/mock.err" &
+MOCK_PID=$!
+PIDS+=("$MOCK_PID")
+MOCK_URL=""
+for _ in $(seq 1 150); do
+  MOCK_URL="$(sed -n 's/^listening on //p' "$WORK/mock.out" | head -n1)"
+  [ -n "$MOCK_URL" ] && break
+  kill -0 "$MOCK_PID" 2>/dev/null || die "parapet-mock exited: $(cat "$WORK/mock.err")"
+  sleep 0.1
+done
+[ -n "$MOCK_URL" ] || die "parapet-mock printed no address within 15s"
+declare -A BASE
+BASE[direct]="$MOCK_URL"
+
+# --- parapet -----------------------------------------------------------------------------
+PARAPET_PID=""
+IDLE_RSS=""
+PEAK_RSS=0
+if has_target parapet; then
+  P_PORT="$(free_port)"; A_PORT="$(free_port)"
+  cat >"$WORK/parapet.toml" <<TOML
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[[endpoints]]
+id = "mock-openai"
+kind = "openai"
+base_url = "$MOCK_URL"
+api_key_env = "MOCK_PROVIDER_KEY"
+
+[[endpoints]]
+id = "mock-anthropic"
+kind = "anthropic"
+base_url = "$MOCK_URL"
+api_key_env = "MOCK_PROVIDER_KEY"
+
+[[routes]]
+id = "anthropic"
+path_prefix = "/v1/messages"
+endpoint = "mock-anthropic"
+auth = "passthrough"
+
+[[routes]]
+id = "openai"
+path_prefix = "/v1/"
+endpoint = "mock-openai"
+auth = "passthrough"
+TOML
+  PARAPET_LISTEN="127.0.0.1:$P_PORT" PARAPET_ADMIN_LISTEN="127.0.0.1:$A_PORT" \
+    MOCK_PROVIDER_KEY="sk-mock-provider" RUST_LOG="${RUST_LOG:-warn}" \
+    "$PARAPET_BIN" serve --config "$WORK/parapet.toml" >"$WORK/parapet.out" 2>"$WORK/parapet.err" &
+  PARAPET_PID=$!
+  PIDS+=("$PARAPET_PID")
+  deadline=$(( $(date +%s) + 30 ))
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$A_PORT/readyz" || true)" = 200 ]; do
+    kill -0 "$PARAPET_PID" 2>/dev/null || die "parapet exited during start-up: $(tail -n 20 "$WORK/parapet.err")"
+    [ "$(date +%s)" -lt "$deadline" ] || die "parapet /readyz not 200 within 30s"
+    sleep 0.1
+  done
+  BASE[parapet]="http://127.0.0.1:$P_PORT"
+  sleep 1
+  IDLE_RSS="$(rss_kb "$PARAPET_PID")"
+fi
+
+# --- nginx -------------------------------------------------------------------------------
+if has_target nginx; then
+  N_PORT="$(free_port)"
+  MOCK_HOSTPORT="${MOCK_URL#http://}"
+  mkdir -p "$WORK/nginx/logs"
+  cat >"$WORK/nginx/nginx.conf" <<NGINX
+worker_processes auto;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/client_body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream mock {
+    server $MOCK_HOSTPORT;
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:$N_PORT;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+NGINX
+  "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/logs/error.log" \
+    >"$WORK/nginx.out" 2>&1 &
+  PIDS+=("$!")
+  wait_http nginx "http://127.0.0.1:$N_PORT/v1/models" "$!" 15 >/dev/null
+  BASE[nginx]="http://127.0.0.1:$N_PORT"
+fi
+
+# --- workloads ---------------------------------------------------------------------------
+PROMPT='Hello! Please summarise the plot of a short story about a lighthouse keeper.'
+CHAT_BODY="{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"$PROMPT\"}]}"
+STREAM_BODY="{\"model\":\"gpt-4o-mini\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"$PROMPT\"}]}"
+for kind in chat stream; do
+  body="$CHAT_BODY"; [ "$kind" = stream ] && body="$STREAM_BODY"
+  cat >"$WORK/$kind.lua" <<LUA
+wrk.method = "POST"
+wrk.body = [[$body]]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer sk-bench-client"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e.status, e.connect + e.read + e.write + e.timeout))
+end
+LUA
+done
+
+# Each target must give the real answer before it is measured (no benchmarking of 404s).
+for t in "${TARGET_LIST[@]}"; do
+  out="$(curl -s --max-time 5 -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-bench-client' \
+    -d "$CHAT_BODY" "${BASE[$t]}/v1/chat/completions" || true)"
+  [[ "$out" == *'"You said: Hello!'* ]] || die "$t: unexpected chat answer: ${out:0:300}"
+  out="$(curl -sN --max-time 5 -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-bench-client' \
+    -d "$STREAM_BODY" "${BASE[$t]}/v1/chat/completions" || true)"
+  [[ "$out" == *'data: [DONE]'* ]] || die "$t: unexpected stream answer: ${out:0:300}"
+done
+
+declare -A RPS P50 P99 ERR
+run_one() { # target kind
+  local t="$1" kind="$2" out line wpid deadline rss
+  echo "measuring $t/$kind: ${CONNS} connections, ${DURATION}s..." >&2
+  wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$WORK/$kind.lua" \
+    "${BASE[$t]}/v1/chat/completions" >"$WORK/wrk-$t-$kind.txt" 2>&1 &
+  wpid=$!
+  deadline=$(( $(date +%s) + DURATION + 30 ))
+  while kill -0 "$wpid" 2>/dev/null; do
+    if [ "$t" = parapet ]; then
+      rss="$(rss_kb "$PARAPET_PID")"
+      [ "${rss:-0}" -gt "$PEAK_RSS" ] && PEAK_RSS="$rss"
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then kill -KILL "$wpid" 2>/dev/null || true; break; fi
+    sleep 0.2
+  done
+  wait "$wpid" || die "wrk failed for $t/$kind: $(tail -n 5 "$WORK/wrk-$t-$kind.txt")"
+  line="$(grep '^RESULT ' "$WORK/wrk-$t-$kind.txt" | tail -n1)" || die "no wrk result for $t/$kind"
+  read -r _ req dur p50 p99 non2xx sockerr <<< "$line"
+  RPS[$t.$kind]="$(awk -v r="$req" -v d="$dur" 'BEGIN { printf "%.0f", r / (d / 1e6) }')"
+  P50[$t.$kind]="$(awk -v v="$p50" 'BEGIN { printf "%.2f", v / 1000 }')"
+  P99[$t.$kind]="$(awk -v v="$p99" 'BEGIN { printf "%.2f", v / 1000 }')"
+  ERR[$t.$kind]=$(( non2xx + sockerr ))
+}
+for kind in chat stream; do
+  for t in "${TARGET_LIST[@]}"; do run_one "$t" "$kind"; done
+done
+
+ratio() { # numerator denominator
+  if [ -n "${1:-}" ] && [ -n "${2:-}" ] && [ "$2" != 0 ]; then
+    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'
+  else
+    echo "n/a"
+  fi
+}
+
+# --- report ------------------------------------------------------------------------------
+REPORT="$WORK/results.md"
+{
+  echo "# Parapet load results"
+  echo
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "- machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || echo unknown CPU); load generator, mock, proxy share these cores"
+  echo "- load: wrk, $THREADS threads, $CONNS connections, ${DURATION}s per cell$([ "$QUICK" = 1 ] && echo ' (--quick)'); mock latency ${LATENCY_MS} ms"
+  echo "- workloads: chat = non-streaming POST /v1/chat/completions; stream = same with stream:true (SSE, 25 events)"
+  echo
+  echo "| workload | target | req/s | p50 ms | p99 ms | errors |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: |"
+  for kind in chat stream; do
+    for t in "${TARGET_LIST[@]}"; do
+      echo "| $kind | $t | ${RPS[$t.$kind]} | ${P50[$t.$kind]} | ${P99[$t.$kind]} | ${ERR[$t.$kind]} |"
+    done
+  done
+  if has_target parapet; then
+    echo
+    echo "| workload | parapet/direct req/s | parapet/nginx req/s | parapet p50 - direct p50 (ms) |"
+    echo "| --- | ---: | ---: | ---: |"
+    for kind in chat stream; do
+      d="$(has_target direct && awk -v a="${P50[parapet.$kind]}" -v b="${P50[direct.$kind]}" 'BEGIN { printf "%.2f", a - b }' || echo n/a)"
+      echo "| $kind | $(ratio "${RPS[parapet.$kind]:-}" "${RPS[direct.$kind]:-}") | $(ratio "${RPS[parapet.$kind]:-}" "${RPS[nginx.$kind]:-}") | $d |"
+    done
+    echo
+    echo "Parapet RSS: idle $(( IDLE_RSS / 1024 )) MiB (VmRSS 1 s after /readyz), peak under load $(( PEAK_RSS / 1024 )) MiB (VmRSS sampled every 0.2 s)."
+  fi
+} >"$REPORT"
+cat "$REPORT"
+cp "$REPORT" "$ROOT/benches/load/results.md"
+echo "written to benches/load/results.md" >&2
