@@ -1,0 +1,606 @@
+//! The guardrail engine: the compiled `PolicySet` (all rules of all policy files in one
+//! scanner), rule applicability (direction, location, route, model), overlap resolution,
+//! and evaluation of a whole provider body (request or response) with in-place redaction.
+//!
+//! Sans-io: takes JSON values and text, returns verdicts; no tokio inside.
+
+pub mod policy;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::config::ModelPattern;
+use crate::policy::Scanner;
+use crate::provider::{self, ApiFormat, Segment, SegmentKind};
+use crate::redact::{Redactor, Replacement, Style};
+
+/// What a rule does when it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    Log,
+    Alert,
+    Redact,
+    Deny,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Log => "log",
+            Action::Alert => "alert",
+            Action::Redact => "redact",
+            Action::Deny => "deny",
+        }
+    }
+}
+
+/// How serious a violation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Which side of a call a rule inspects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Request,
+    Response,
+    Both,
+}
+
+/// The side being evaluated now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Request,
+    Response,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Request => "request",
+            Side::Response => "response",
+        }
+    }
+}
+
+/// A set of locations inside a call (bit set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locations(u8);
+
+impl Locations {
+    pub const NONE: Locations = Locations(0);
+    pub const SYSTEM: Locations = Locations(1);
+    pub const USER: Locations = Locations(2);
+    pub const ASSISTANT: Locations = Locations(4);
+    pub const TOOL_ARGUMENTS: Locations = Locations(8);
+    pub const TOOL_RESULTS: Locations = Locations(16);
+    pub const ALL: Locations = Locations(31);
+    /// Names accepted in policy files.
+    pub const NAMES: [&'static str; 5] = [
+        "system",
+        "user",
+        "assistant",
+        "tool_arguments",
+        "tool_results",
+    ];
+
+    pub fn parse(name: &str) -> Option<Locations> {
+        Some(match name {
+            "system" => Locations::SYSTEM,
+            "user" => Locations::USER,
+            "assistant" => Locations::ASSISTANT,
+            "tool_arguments" => Locations::TOOL_ARGUMENTS,
+            "tool_results" => Locations::TOOL_RESULTS,
+            _ => return None,
+        })
+    }
+
+    pub fn union(self, o: Locations) -> Locations {
+        Locations(self.0 | o.0)
+    }
+
+    pub fn intersects(self, o: Locations) -> bool {
+        self.0 & o.0 != 0
+    }
+
+    /// The location of a normalized segment. Developer messages count as system prompt;
+    /// embedding inputs and completion prompts as user text; tool names as tool arguments.
+    pub fn of(kind: SegmentKind) -> Locations {
+        match kind {
+            SegmentKind::System | SegmentKind::Developer => Locations::SYSTEM,
+            SegmentKind::User
+            | SegmentKind::EmbeddingInput
+            | SegmentKind::Prompt
+            | SegmentKind::Other => Locations::USER,
+            SegmentKind::Assistant => Locations::ASSISTANT,
+            SegmentKind::ToolCallName | SegmentKind::ToolCallArguments => Locations::TOOL_ARGUMENTS,
+            SegmentKind::ToolResult => Locations::TOOL_RESULTS,
+        }
+    }
+}
+
+/// Route or model selector; empty (or containing `*`) selects everything.
+#[derive(Debug, Clone)]
+pub struct Selector(Vec<ModelPattern>);
+
+impl Selector {
+    pub fn new(items: &[String]) -> Selector {
+        if items.iter().any(|s| s == "*") {
+            return Selector(Vec::new());
+        }
+        Selector(
+            items
+                .iter()
+                .map(|s| match s.strip_suffix('*') {
+                    Some(p) => ModelPattern::Prefix(p.to_string()),
+                    None => ModelPattern::Exact(s.clone()),
+                })
+                .collect(),
+        )
+    }
+
+    pub fn matches(&self, value: Option<&str>) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
+        value.is_some_and(|v| self.0.iter().any(|p| p.matches(v)))
+    }
+}
+
+/// One compiled rule.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    /// `policy/rule`.
+    pub id: Arc<str>,
+    pub policy_id: Arc<str>,
+    /// Type label override for placeholders (default: the detector's type).
+    pub kind: Option<Arc<str>>,
+    pub action: Action,
+    pub severity: Severity,
+    /// Evaluated and recorded, never enforced.
+    pub monitor: bool,
+    pub direction: Direction,
+    pub locations: Locations,
+    /// Policy-level and rule-level selectors; both must match.
+    pub routes: [Selector; 2],
+    pub models: [Selector; 2],
+    pub style: Style,
+    pub deny_status: u16,
+    /// Longest match of any of the rule's detectors (bytes).
+    pub max_len: usize,
+}
+
+impl CompiledRule {
+    fn applies(&self, ctx: &Ctx<'_>) -> bool {
+        let dir = matches!(
+            (self.direction, ctx.side),
+            (Direction::Both, _)
+                | (Direction::Request, Side::Request)
+                | (Direction::Response, Side::Response)
+        );
+        dir && self.routes.iter().all(|s| s.matches(Some(ctx.route)))
+            && self.models.iter().all(|s| s.matches(ctx.model))
+    }
+
+    /// Whether a match changes what is forwarded (enforced deny or redact).
+    pub fn enforced(&self) -> bool {
+        !self.monitor && matches!(self.action, Action::Deny | Action::Redact)
+    }
+}
+
+/// The compiled, immutable policy snapshot.
+#[derive(Debug)]
+pub struct PolicySet {
+    /// `None` when there are no rules.
+    scanner: Option<Scanner>,
+    rules: Vec<CompiledRule>,
+    scanner_to_rule: Vec<usize>,
+    version: String,
+    files: Vec<std::path::PathBuf>,
+}
+
+/// Where a call is evaluated: side, route, model.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub side: Side,
+    pub route: &'a str,
+    pub model: Option<&'a str>,
+}
+
+/// Rules applicable to one call side (computed once per call).
+#[derive(Debug, Clone)]
+pub struct Applicable {
+    rules: Vec<bool>,
+    any: bool,
+}
+
+impl Applicable {
+    /// Whether any rule applies at all (if not, the body need not be parsed).
+    pub fn any(&self) -> bool {
+        self.any
+    }
+}
+
+/// One match of an applicable rule inside one text (byte offsets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub rule: usize,
+    pub start: usize,
+    pub end: usize,
+    pub kind: Arc<str>,
+}
+
+/// A recorded violation: never the matched value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Violation {
+    pub rule_id: Arc<str>,
+    pub policy_id: Arc<str>,
+    pub kind: Arc<str>,
+    pub action: &'static str,
+    pub severity: &'static str,
+    /// False for monitor-mode rules (recorded only).
+    pub enforced: bool,
+    pub side: &'static str,
+    /// JSON location, e.g. `messages[1].content`.
+    pub location: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// What to do with a call side after evaluation.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub violations: Vec<Violation>,
+    /// Set when an enforced deny rule matched: (status, rule ids).
+    pub deny: Option<(u16, Vec<Arc<str>>)>,
+    /// Whether the body was modified (redacted).
+    pub modified: bool,
+}
+
+impl Outcome {
+    fn add_deny(&mut self, status: u16, rule: &Arc<str>) {
+        match &mut self.deny {
+            Some((_, ids)) => {
+                if !ids.contains(rule) {
+                    ids.push(rule.clone());
+                }
+            }
+            None => self.deny = Some((status, vec![rule.clone()])),
+        }
+    }
+}
+
+/// The mutable state of evaluating one side of one call.
+pub struct Pass<'a> {
+    pub app: &'a Applicable,
+    pub side: Side,
+    pub redactor: &'a mut Redactor,
+    pub out: &'a mut Outcome,
+}
+
+/// Extra bytes of context kept around a streaming window (validators look at neighbours).
+pub const CONTEXT_MARGIN: usize = 64;
+
+impl PolicySet {
+    fn new(
+        scanner: Option<Scanner>,
+        rules: Vec<CompiledRule>,
+        scanner_to_rule: Vec<usize>,
+        version: String,
+        files: Vec<std::path::PathBuf>,
+    ) -> PolicySet {
+        PolicySet {
+            scanner,
+            rules,
+            scanner_to_rule,
+            version,
+            files,
+        }
+    }
+
+    /// An empty set (no policies): every call passes untouched.
+    pub fn empty() -> PolicySet {
+        PolicySet::new(None, Vec::new(), Vec::new(), "empty".into(), Vec::new())
+    }
+
+    /// Short hash of the policy files (names + contents): the active policy version.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Files the set was compiled from.
+    pub fn files(&self) -> &[std::path::PathBuf] {
+        &self.files
+    }
+
+    /// All compiled rules.
+    pub fn rules(&self) -> &[CompiledRule] {
+        &self.rules
+    }
+
+    pub fn rule(&self, idx: usize) -> Option<&CompiledRule> {
+        self.rules.get(idx)
+    }
+
+    /// Which rules apply to this side of this call.
+    pub fn applicable(&self, ctx: &Ctx<'_>) -> Applicable {
+        let rules: Vec<bool> = self.rules.iter().map(|r| r.applies(ctx)).collect();
+        let any = rules.iter().any(|x| *x);
+        Applicable { rules, any }
+    }
+
+    /// Longest possible match of the rules applicable at `loc` (the streaming window).
+    pub fn max_len(&self, app: &Applicable, loc: Locations) -> usize {
+        self.rules
+            .iter()
+            .zip(&app.rules)
+            .filter(|(r, a)| **a && r.locations.intersects(loc))
+            .map(|(r, _)| r.max_len)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether any applicable rule looks at `loc`.
+    pub fn covers(&self, app: &Applicable, loc: Locations) -> bool {
+        self.rules
+            .iter()
+            .zip(&app.rules)
+            .any(|(r, a)| *a && r.locations.intersects(loc))
+    }
+
+    /// Matches of applicable rules in `text` at `loc`, overlaps resolved: enforced rules
+    /// first, then the stronger action, then the longer span, then the earlier start.
+    pub fn find(&self, text: &str, loc: Locations, app: &Applicable) -> Vec<Finding> {
+        let Some(scanner) = &self.scanner else {
+            return Vec::new();
+        };
+        if !app.any || text.is_empty() {
+            return Vec::new();
+        }
+        let mut cands: Vec<Finding> = Vec::new();
+        for m in scanner.scan_all(text) {
+            let Some(&ri) = self.scanner_to_rule.get(m.rule) else {
+                continue;
+            };
+            let Some(rule) = self.rules.get(ri) else {
+                continue;
+            };
+            if !app.rules.get(ri).copied().unwrap_or(false) || !rule.locations.intersects(loc) {
+                continue;
+            }
+            let kind = rule.kind.clone().unwrap_or(m.kind);
+            cands.push(Finding {
+                rule: ri,
+                start: m.start,
+                end: m.end,
+                kind,
+            });
+        }
+        if cands.len() <= 1 {
+            return cands;
+        }
+        let rules = &self.rules;
+        let prio = |f: &Finding| {
+            let r = &rules[f.rule];
+            (
+                r.enforced(),
+                r.action,
+                f.end - f.start,
+                std::cmp::Reverse(f.start),
+                std::cmp::Reverse(f.rule),
+            )
+        };
+        cands.sort_by_key(|f| std::cmp::Reverse(prio(f)));
+        let mut chosen: Vec<Finding> = Vec::new();
+        for c in cands {
+            if chosen.iter().all(|k| c.end <= k.start || c.start >= k.end) {
+                chosen.push(c);
+            }
+        }
+        chosen.sort_by_key(|f| (f.start, f.end));
+        chosen
+    }
+
+    /// Evaluate `text` at `loc`: record violations, note denies, and return the redacted text
+    /// if an enforced redact rule matched.
+    pub fn guard_text(
+        &self,
+        text: &str,
+        loc: Locations,
+        location: &dyn Fn() -> String,
+        pass: &mut Pass<'_>,
+    ) -> Option<String> {
+        let findings = self.find(text, loc, pass.app);
+        self.apply_findings(text, &findings, location, pass)
+    }
+
+    /// Record `findings` of `text` as violations, note denies, and return the redacted text
+    /// if an enforced redact rule is among them.
+    pub fn apply_findings(
+        &self,
+        text: &str,
+        findings: &[Finding],
+        location: &dyn Fn() -> String,
+        pass: &mut Pass<'_>,
+    ) -> Option<String> {
+        if findings.is_empty() {
+            return None;
+        }
+        let mut reps = Vec::new();
+        let where_ = location();
+        let side = pass.side;
+        let out = &mut *pass.out;
+        for f in findings {
+            let Some(rule) = self.rules.get(f.rule) else {
+                continue;
+            };
+            out.violations.push(Violation {
+                rule_id: rule.id.clone(),
+                policy_id: rule.policy_id.clone(),
+                kind: f.kind.clone(),
+                action: rule.action.as_str(),
+                severity: rule.severity.as_str(),
+                enforced: !rule.monitor,
+                side: side.as_str(),
+                location: where_.clone(),
+                start: f.start,
+                end: f.end,
+            });
+            if rule.monitor {
+                continue;
+            }
+            match rule.action {
+                Action::Deny => out.add_deny(rule.deny_status, &rule.id),
+                Action::Redact => reps.push(Replacement {
+                    start: f.start,
+                    end: f.end,
+                    kind: &f.kind,
+                    style: &rule.style,
+                }),
+                Action::Alert | Action::Log => {}
+            }
+        }
+        if reps.is_empty() {
+            return None;
+        }
+        Some(pass.redactor.apply(text, &reps))
+    }
+
+    /// Guard one segment's text. Tool-call arguments that are JSON are guarded leaf by leaf
+    /// (string values), so the result stays valid JSON of the same shape.
+    pub fn guard_segment_text(
+        &self,
+        kind: SegmentKind,
+        text: &str,
+        location: &dyn Fn() -> String,
+        pass: &mut Pass<'_>,
+    ) -> Option<String> {
+        let loc = Locations::of(kind);
+        if kind == SegmentKind::ToolCallArguments {
+            if let Ok(mut v) = serde_json::from_str::<Value>(text) {
+                if v.is_object() || v.is_array() {
+                    let mut changed = false;
+                    let mut path = Vec::new();
+                    self.guard_json_leaves(&mut v, &mut path, loc, location, pass, &mut changed);
+                    return if changed {
+                        serde_json::to_string(&v).ok()
+                    } else {
+                        None
+                    };
+                }
+            }
+        }
+        self.guard_text(text, loc, location, pass)
+    }
+
+    fn guard_json_leaves(
+        &self,
+        v: &mut Value,
+        path: &mut Vec<String>,
+        loc: Locations,
+        location: &dyn Fn() -> String,
+        pass: &mut Pass<'_>,
+        changed: &mut bool,
+    ) {
+        match v {
+            Value::String(s) => {
+                let at = || format!("{}#/{}", location(), path.join("/"));
+                if let Some(new) = self.guard_text(s, loc, &at, pass) {
+                    *s = new;
+                    *changed = true;
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    path.push(i.to_string());
+                    self.guard_json_leaves(item, path, loc, location, pass, changed);
+                    path.pop();
+                }
+            }
+            Value::Object(map) => {
+                for (k, item) in map.iter_mut() {
+                    path.push(k.replace('~', "~0").replace('/', "~1"));
+                    self.guard_json_leaves(item, path, loc, location, pass, changed);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Evaluate every segment of a parsed body and write redactions back in place.
+    pub fn guard_segments(&self, body: &mut Value, segments: &[Segment], pass: &mut Pass<'_>) {
+        for seg in segments {
+            let loc = || provider::path_to_string(&seg.path);
+            if let Some(new) = self.guard_segment_text(seg.kind, &seg.text, &loc, pass) {
+                match provider::set_segment_text(body, seg, &new) {
+                    Ok(()) => pass.out.modified = true,
+                    Err(e) => {
+                        // Cannot write the redaction back: fail closed.
+                        tracing::warn!(location = %loc(), error = %e, "redaction write-back failed; denying");
+                        pass.out.deny = Some((500, vec![Arc::from("parapet/redaction-failed")]));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Evaluate a request body of a known format. `Err` = the body could not be understood.
+    pub fn guard_request(
+        &self,
+        format: ApiFormat,
+        body: &mut Value,
+        app: &Applicable,
+        redactor: &mut Redactor,
+    ) -> Result<Outcome, provider::NormalizeError> {
+        let view = provider::parse_request(format, body)?;
+        let mut out = Outcome::default();
+        let mut pass = Pass {
+            app,
+            side: Side::Request,
+            redactor,
+            out: &mut out,
+        };
+        self.guard_segments(body, &view.segments, &mut pass);
+        Ok(out)
+    }
+
+    /// Evaluate a non-streamed response body of a known format.
+    pub fn guard_response(
+        &self,
+        format: ApiFormat,
+        body: &mut Value,
+        app: &Applicable,
+        redactor: &mut Redactor,
+    ) -> Result<Outcome, provider::NormalizeError> {
+        let view = provider::parse_response(format, body)?;
+        let mut out = Outcome::default();
+        let mut pass = Pass {
+            app,
+            side: Side::Response,
+            redactor,
+            out: &mut out,
+        };
+        self.guard_segments(body, &view.segments, &mut pass);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,316 @@
+//! Unit tests: policy compilation errors, applicability, request/response evaluation.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::policy::compile_sources;
+use super::*;
+
+fn set(files: &[(&str, &str)]) -> PolicySet {
+    let sources: Vec<(PathBuf, String)> = files
+        .iter()
+        .map(|(n, t)| (PathBuf::from(n), t.to_string()))
+        .collect();
+    match compile_sources(&sources, &|v| (v == "SALT").then(|| "pepper".to_string())) {
+        Ok(s) => s,
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+fn shipped() -> PolicySet {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    policy::load_dir(&dir, &|_| None).unwrap()
+}
+
+fn ctx(side: Side) -> Ctx<'static> {
+    Ctx {
+        side,
+        route: "openai",
+        model: Some("gpt-4o"),
+    }
+}
+
+#[test]
+fn shipped_policies_compile() {
+    let s = shipped();
+    assert!(s.rules().len() >= 8);
+    assert_eq!(s.version().len(), 16);
+}
+
+#[test]
+fn request_redaction_covers_every_location_and_keeps_shape() {
+    let s = shipped();
+    let mut body = json!({
+        "model": "gpt-4o",
+        "messages": [
+            {"role": "system", "content": "Support agent. Escalate to boss@corp.example"},
+            {"role": "user", "content": [{"type": "text", "text": "I am jane.doe@example.com, card 4111 1111 1111 1111"}]},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+                "function": {"name": "lookup", "arguments": "{\"email\":\"jane.doe@example.com\",\"n\":3}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "found: phone +1 415-555-0132"}
+        ]
+    });
+    let before_keys: Vec<String> = body.as_object().unwrap().keys().cloned().collect();
+    let app = s.applicable(&ctx(Side::Request));
+    let mut r = Redactor::new();
+    let out = s
+        .guard_request(ApiFormat::OpenAiChat, &mut body, &app, &mut r)
+        .unwrap();
+    assert!(out.deny.is_none());
+    assert!(out.modified);
+    let text = body.to_string();
+    assert!(!text.contains("jane.doe@example.com"), "{text}");
+    assert!(!text.contains("boss@corp.example"));
+    assert!(!text.contains("4111 1111 1111 1111"));
+    assert!(!text.contains("415-555-0132"), "{text}");
+    assert!(text.contains("1111"), "mask keeps the last 4: {text}");
+    // Same value, same placeholder, in content and in tool arguments.
+    let args = body["messages"][2]["tool_calls"][0]["function"]["arguments"]
+        .as_str()
+        .unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(args).expect("arguments stay valid JSON");
+    assert_eq!(parsed["n"], 3);
+    let placeholder = parsed["email"].as_str().unwrap().to_string();
+    assert!(placeholder.starts_with("[EMAIL_"), "{placeholder}");
+    assert!(body["messages"][1]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains(&placeholder));
+    assert_eq!(
+        body.as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        before_keys
+    );
+    // Violations carry locations and offsets, never values.
+    let v = serde_json::to_string(&out.violations).unwrap();
+    assert!(!v.contains("jane.doe"), "{v}");
+    assert!(out.violations.iter().any(|x| x
+        .location
+        .starts_with("messages[2].tool_calls[0].function.arguments#/email")));
+    // Redacting again changes nothing.
+    let once = body.clone();
+    let out2 = s
+        .guard_request(ApiFormat::OpenAiChat, &mut body, &app, &mut Redactor::new())
+        .unwrap();
+    assert!(!out2.modified, "{:?}", out2.violations);
+    assert_eq!(body, once);
+}
+
+#[test]
+fn secrets_deny_requests_and_redact_responses() {
+    let s = shipped();
+    let key = "ghp_R8x2LqT7vN4mK9pW3zY6bH1cJ5dF0gS2aE7u".to_string();
+    let mut req = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": format!("use key {key}")}]});
+    let app = s.applicable(&ctx(Side::Request));
+    let out = s
+        .guard_request(ApiFormat::OpenAiChat, &mut req, &app, &mut Redactor::new())
+        .unwrap();
+    let (status, rules) = out.deny.expect("denied");
+    assert_eq!(status, 400);
+    assert!(
+        rules.iter().any(|r| &**r == "secrets/deny-in-request"),
+        "{rules:?}"
+    );
+
+    let mut resp = json!({"id": "x", "object": "chat.completion", "model": "gpt-4o", "choices": [
+        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": format!("Here: {key}")}}]});
+    let app = s.applicable(&ctx(Side::Response));
+    let out = s
+        .guard_response(ApiFormat::OpenAiChat, &mut resp, &app, &mut Redactor::new())
+        .unwrap();
+    assert!(out.deny.is_none());
+    assert!(!resp.to_string().contains(&key));
+}
+
+#[test]
+fn monitor_mode_records_without_enforcing() {
+    let s = set(&[(
+        "m.toml",
+        r#"
+[policy]
+id = "watch"
+mode = "monitor"
+[[rules]]
+id = "mail"
+detector = "email"
+action = "deny"
+"#,
+    )]);
+    let mut body = json!({"model": "m", "messages": [{"role": "user", "content": "a@b.io"}]});
+    let app = s.applicable(&ctx(Side::Request));
+    let out = s
+        .guard_request(ApiFormat::OpenAiChat, &mut body, &app, &mut Redactor::new())
+        .unwrap();
+    assert!(out.deny.is_none());
+    assert_eq!(out.violations.len(), 1);
+    assert!(!out.violations[0].enforced);
+}
+
+#[test]
+fn selectors_directions_and_locations_scope_rules() {
+    let s = set(&[(
+        "s.toml",
+        r#"
+[policy]
+id = "p"
+routes = ["internal"]
+[[rules]]
+id = "kw"
+keywords = ["Project Falcon"]
+action = "redact"
+direction = "request"
+locations = ["user"]
+models = ["gpt-*"]
+"#,
+    )]);
+    let text = "about project falcon today";
+    let mk = |route: &'static str, model: Option<&'static str>, side| Ctx { side, route, model };
+    let hit = |c: Ctx<'static>, loc| !s.find(text, loc, &s.applicable(&c)).is_empty();
+    assert!(hit(
+        mk("internal", Some("gpt-4o"), Side::Request),
+        Locations::USER
+    ));
+    assert!(!hit(
+        mk("other", Some("gpt-4o"), Side::Request),
+        Locations::USER
+    ));
+    assert!(!hit(
+        mk("internal", Some("claude"), Side::Request),
+        Locations::USER
+    ));
+    assert!(!hit(mk("internal", None, Side::Request), Locations::USER));
+    assert!(!hit(
+        mk("internal", Some("gpt-4o"), Side::Response),
+        Locations::USER
+    ));
+    assert!(!hit(
+        mk("internal", Some("gpt-4o"), Side::Request),
+        Locations::SYSTEM
+    ));
+}
+
+#[test]
+fn hash_and_custom_pattern_styles() {
+    let s = set(&[(
+        "h.toml",
+        r#"
+[policy]
+id = "h"
+[[rules]]
+id = "emp"
+pattern = "EMP-[0-9]{6}"
+kind = "employee_id"
+action = "redact"
+redaction = "hash"
+hash_salt_env = "SALT"
+"#,
+    )]);
+    let app = s.applicable(&ctx(Side::Request));
+    let mut out = Outcome::default();
+    let mut r = Redactor::new();
+    let mut pass = Pass {
+        app: &app,
+        side: Side::Request,
+        redactor: &mut r,
+        out: &mut out,
+    };
+    let red = s
+        .guard_text(
+            "id EMP-123456 and EMP-123456",
+            Locations::USER,
+            &|| "x".into(),
+            &mut pass,
+        )
+        .unwrap();
+    let parts: Vec<&str> = red.split(' ').collect();
+    assert!(parts[1].starts_with("[EMPLOYEE_ID:"), "{red}");
+    assert_eq!(parts[1], parts[3]);
+}
+
+#[test]
+fn invalid_policies_report_every_error() {
+    let sources = vec![
+        (
+            PathBuf::from("a.toml"),
+            r#"
+[policy]
+id = "a"
+mode = "sometimes"
+[[rules]]
+id = "r1"
+detector = "nope"
+action = "explode"
+[[rules]]
+id = "r2"
+pattern = "secret-.*"
+action = "deny"
+[[rules]]
+id = "r3"
+pattern = "(unclosed"
+max_len = 20
+action = "deny"
+[[rules]]
+id = "r4"
+detector = "email"
+action = "redact"
+redaction = "hash"
+hash_salt_env = "MISSING_SALT"
+"#
+            .to_string(),
+        ),
+        (
+            PathBuf::from("b.toml"),
+            "[policy]\nid = \"b\"\nunknown = 1\n".to_string(),
+        ),
+        (
+            PathBuf::from("c.json"),
+            "{\"policy\": {\"id\": \"a\"}}".to_string(),
+        ),
+    ];
+    let errs = compile_sources(&sources, &|_| None).unwrap_err();
+    let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    let joined = all.join("\n");
+    for want in [
+        "policy.mode",
+        "rules[0].detector",
+        "rules[0].action",
+        "rules[1].max_len",
+        "rules[3].redaction",
+        "b.toml",
+        "unknown field `unknown`",
+        "duplicate policy id `a`",
+    ] {
+        assert!(joined.contains(want), "missing {want:?} in:\n{joined}");
+    }
+    // The broken regex is reported too (after the per-file checks pass, the scanner compiles
+    // every rule together and names each failing one).
+    let only_regex = vec![(
+        PathBuf::from("r.toml"),
+        "[policy]\nid = \"r\"\n[[rules]]\nid = \"bad\"\npattern = \"(unclosed\"\nmax_len = 9\naction = \"deny\"\n".to_string(),
+    )];
+    let errs = compile_sources(&only_regex, &|_| None).unwrap_err();
+    assert!(errs[0].to_string().contains("r/bad"), "{:?}", errs);
+}
+
+#[test]
+fn json_policy_files_use_the_same_schema() {
+    let s = set(&[(
+        "k.json",
+        r#"{"policy": {"id": "j"}, "rules": [{"id": "w", "keywords": ["codeword"], "action": "deny", "deny_status": 403}]}"#,
+    )]);
+    let app = s.applicable(&ctx(Side::Request));
+    let mut body = json!({"model": "m", "input": "the CODEWORD is"});
+    let out = s
+        .guard_request(
+            ApiFormat::OpenAiResponses,
+            &mut body,
+            &app,
+            &mut Redactor::new(),
+        )
+        .unwrap();
+    assert_eq!(out.deny.unwrap().0, 403);
+}

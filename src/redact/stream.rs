@@ -1,0 +1,1 @@
+//! Streaming redaction: the bounded hold-back window per stream position (filled next).
