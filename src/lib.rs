@@ -42,6 +42,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Setup(String),
+    #[error("invalid policies:\n{0}")]
+    Policies(config::ConfigErrors),
 }
 
 /// A running Parapet: both listeners bound, serving until `shutdown`.
@@ -60,8 +62,11 @@ pub struct Server {
 impl Server {
     /// Bind both listeners and start serving `config`.
     pub async fn start(config: Config) -> Result<Server, StartError> {
+        let policies = guard::policy::load_dir(&config.policies.dir, &|v| std::env::var(v).ok())
+            .map_err(|errors| StartError::Policies(config::ConfigErrors(errors)))?;
         let config = Arc::new(config);
-        let runtime = Runtime::new(config.clone()).map_err(StartError::Setup)?;
+        let runtime =
+            Runtime::new(config.clone(), Arc::new(policies)).map_err(StartError::Setup)?;
         let state = Arc::new(State::new(runtime));
         let tls = match &config.server.tls {
             Some(files) => {

@@ -51,22 +51,40 @@ fn main() -> ExitCode {
 }
 
 fn validate(path: PathBuf) -> ExitCode {
-    match config::load(&path) {
-        Ok(c) => {
-            println!(
-                "ok: {}: {} endpoints, {} routes, {} keys",
-                path.display(),
-                c.endpoints.len(),
-                c.routes.len(),
-                c.keys.len()
-            );
-            ExitCode::SUCCESS
-        }
+    let c = match config::load(&path) {
+        Ok(c) => c,
         Err(errors) => {
             for e in &errors.0 {
                 eprintln!("error: {e}");
             }
             eprintln!("{} error(s) in {}", errors.0.len(), path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match parapet::guard::policy::load_dir(&c.policies.dir, &|v| std::env::var(v).ok()) {
+        Ok(p) => {
+            println!(
+                "ok: {}: {} endpoints, {} routes, {} keys; {}: {} policy files, {} rules (version {})",
+                path.display(),
+                c.endpoints.len(),
+                c.routes.len(),
+                c.keys.len(),
+                c.policies.dir.display(),
+                p.files().len(),
+                p.rules().len(),
+                p.version()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!(
+                "{} error(s) in policies at {}",
+                errors.len(),
+                c.policies.dir.display()
+            );
             ExitCode::FAILURE
         }
     }

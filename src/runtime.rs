@@ -7,20 +7,36 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::config::Config;
+use crate::guard::PolicySet;
 use crate::upstream::Upstreams;
 
-/// Everything derived from one configuration. A request keeps the `Arc<Runtime>` it started
-/// with until its response (stream included) ends, so a reload never changes it mid-call.
+/// Everything derived from one configuration and one policy set. A request keeps the
+/// `Arc<Runtime>` it started with until its response (stream included) ends, so a reload
+/// never changes it mid-call.
 pub struct Runtime {
     pub config: Arc<Config>,
-    pub upstreams: Upstreams,
+    pub upstreams: Arc<Upstreams>,
+    pub policies: Arc<PolicySet>,
 }
 
 impl Runtime {
-    /// Compile a runtime from a validated configuration.
-    pub fn new(config: Arc<Config>) -> Result<Runtime, String> {
-        let upstreams = Upstreams::new(&config)?;
-        Ok(Runtime { config, upstreams })
+    /// Compile a runtime from a validated configuration and compiled policies.
+    pub fn new(config: Arc<Config>, policies: Arc<PolicySet>) -> Result<Runtime, String> {
+        let upstreams = Arc::new(Upstreams::new(&config)?);
+        Ok(Runtime {
+            config,
+            upstreams,
+            policies,
+        })
+    }
+
+    /// The same runtime with another policy set (connection pools are kept).
+    pub fn with_policies(&self, policies: Arc<PolicySet>) -> Runtime {
+        Runtime {
+            config: self.config.clone(),
+            upstreams: self.upstreams.clone(),
+            policies,
+        }
     }
 }
 

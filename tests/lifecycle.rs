@@ -143,6 +143,7 @@ async fn binary_exits_zero_on_sigterm() {
         .arg(&cfg)
         .env("PARAPET_LISTEN", "127.0.0.1:0")
         .env("PARAPET_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+        .env("PARAPET_POLICIES_DIR", shipped_policies())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

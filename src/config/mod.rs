@@ -229,11 +229,22 @@ pub struct VirtualKey {
     pub routes: Option<Vec<String>>,
 }
 
+/// Validated `[policies]` settings.
+#[derive(Debug, Clone)]
+pub struct PoliciesConfig {
+    /// Resolved policy directory.
+    pub dir: PathBuf,
+    pub watch: bool,
+    pub debounce: Duration,
+    pub poll_interval: Duration,
+}
+
 /// The compiled configuration every request reads (through the runtime snapshot).
 #[derive(Debug)]
 pub struct Config {
     pub source: PathBuf,
     pub server: ServerConfig,
+    pub policies: PoliciesConfig,
     pub log_format: LogFormat,
     pub endpoints: Vec<Arc<Endpoint>>,
     pub routes: Vec<Route>,
@@ -260,6 +271,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PARAPET_UNKNOWN_PATHS", "server.unknown_paths"),
     ("PARAPET_DRAIN_TIMEOUT_MS", "server.drain_timeout_ms"),
     ("PARAPET_LOG_FORMAT", "log.format"),
+    ("PARAPET_POLICIES_DIR", "policies.dir"),
 ];
 
 /// Read, override from the process environment, and validate a configuration file.
@@ -322,6 +334,7 @@ fn apply_env(raw: &mut RawConfig, env: &[(String, String)], v: &mut Validator) {
             "PARAPET_ADMIN_LISTEN" => raw.server.admin_listen = val.clone(),
             "PARAPET_UNKNOWN_PATHS" => raw.server.unknown_paths = val.clone(),
             "PARAPET_LOG_FORMAT" => raw.log.format = val.clone(),
+            "PARAPET_POLICIES_DIR" => raw.policies.dir = val.clone(),
             "PARAPET_MAX_BODY_BYTES" => match val.parse() {
                 Ok(n) => raw.server.max_body_bytes = n,
                 Err(_) => v.env_err(k, "must be a whole number of bytes"),
@@ -427,6 +440,18 @@ impl Validator {
             files
         });
 
+        if raw.policies.dir.trim().is_empty() {
+            self.err("policies.dir", "must not be empty");
+        }
+        let policies = PoliciesConfig {
+            dir: base_dir.join(&raw.policies.dir),
+            watch: raw.policies.watch,
+            debounce: Duration::from_millis(raw.policies.debounce_ms),
+            poll_interval: self.positive_ms(
+                "policies.poll_interval_ms".into(),
+                raw.policies.poll_interval_ms,
+            ),
+        };
         let endpoints = self.endpoints(&raw, lookup);
         let routes = self.routes(&raw, &endpoints);
         let keys = self.keys(&raw, &routes);
@@ -442,6 +467,7 @@ impl Validator {
                 upstream_roots,
                 tls,
             },
+            policies,
             log_format,
             endpoints,
             routes,

@@ -19,6 +19,33 @@ pub struct RawConfig {
     /// Parapet-issued virtual keys (stored as SHA-256 hashes).
     #[serde(default)]
     pub keys: Vec<RawKey>,
+    #[serde(default)]
+    pub policies: RawPolicies,
+}
+
+/// `[policies]`: where guardrail policy files live and how they are reloaded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPolicies {
+    /// Directory of `*.toml` / `*.json` policy files, relative to the config file.
+    pub dir: String,
+    /// Watch the directory and reload on change.
+    pub watch: bool,
+    /// Wait this long after the last change before reloading.
+    pub debounce_ms: u64,
+    /// Also re-check the directory this often (volumes that send no change events).
+    pub poll_interval_ms: u64,
+}
+
+impl Default for RawPolicies {
+    fn default() -> Self {
+        RawPolicies {
+            dir: "policies".into(),
+            watch: true,
+            debounce_ms: 300,
+            poll_interval_ms: 5_000,
+        }
+    }
 }
 
 /// `[server]`: listeners, limits, drain.

@@ -18,15 +18,29 @@ pub const PROVIDER_KEY: &str = "sk-upstream-provider-key";
 /// A virtual key accepted by `virtual_config`.
 pub const VIRTUAL_KEY: &str = "pk-test-virtual-key";
 
-/// Compile a config from TOML text; listeners forced to 127.0.0.1:0.
+/// An empty policy directory (no guardrails).
+pub fn no_policies() -> String {
+    format!("{}/tests/fixtures/no-policies", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shipped default policies.
+pub fn shipped_policies() -> String {
+    format!("{}/policies", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Compile a config from TOML text; listeners forced to 127.0.0.1:0. Without a
+/// `[policies]` table in the text, the policy directory is empty (no guardrails).
 pub fn config(toml: &str) -> Config {
-    let env = vec![
+    let mut env = vec![
         ("PARAPET_LISTEN".to_string(), "127.0.0.1:0".to_string()),
         (
             "PARAPET_ADMIN_LISTEN".to_string(),
             "127.0.0.1:0".to_string(),
         ),
     ];
+    if !toml.contains("[policies]") {
+        env.push(("PARAPET_POLICIES_DIR".to_string(), no_policies()));
+    }
     match config::load_str(toml, Path::new("test.toml"), &env, &|v| {
         (v == "TEST_PROVIDER_KEY").then(|| PROVIDER_KEY.to_string())
     }) {

@@ -161,6 +161,9 @@ id = "openai"
 path_prefix = "/v1/"
 endpoint = "mock-openai"
 auth = "passthrough"
+
+[policies]
+dir = "{ROOT / 'policies'}"
 """
 
 
