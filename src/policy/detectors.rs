@@ -285,6 +285,13 @@ fn check_card(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
 // ---------------------------------------------------------------- IBAN
 
 fn check_iban(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    // The pattern starts at the check digits (fast digit pre-filter); the two country
+    // letters precede them.
+    let cc = text.get(s.checked_sub(2)?..s)?;
+    if !cc.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let s = s - 2;
     if is_alnum(prev_char(text, s)) {
         return None;
     }
@@ -337,14 +344,7 @@ fn check_ssn(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
 
 fn check_ssn_context(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     let before = window_before(text, s, 40);
-    let ctx = [
-        "ssn",
-        "social security",
-        "ss#",
-        "social sec",
-        "taxpayer",
-        "tin",
-    ];
+    let ctx = ["ssn", "social security", "ss#", "social sec", "taxpayer"];
     if !ctx.iter().any(|k| before.contains(k)) {
         return None;
     }
@@ -798,10 +798,11 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
             kinds::IBAN,
             pii,
             60,
-            r"[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){11,30}",
+            r"\d{2}(?:[ ]?[A-Za-z0-9]){11,30}",
             &[],
             check_iban,
-            None,
+            // two country letters before the matched check digits
+            Some(2 + 2 + 2 * 30),
         ),
     );
     add(
@@ -823,7 +824,7 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
             pii,
             55,
             r"\d{3} \d{2} \d{4}|\d{9}",
-            &["ssn", "social sec", "ss#", "taxpayer", "tin"],
+            &["ssn", "social sec", "ss#", "taxpayer"],
             check_ssn_context,
             None,
         ),
@@ -847,7 +848,7 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
             pii,
             45,
             r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]{2,44}",
-            &[],
+            &[":"],
             check_ipv6,
             None,
         ),
