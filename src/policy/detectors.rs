@@ -1055,7 +1055,7 @@ mod tests {
     fn pii_positive() {
         let s = scanner();
         let t = "mail jane.doe+x@example.co.uk, card 4111 1111 1111 1111, iban DE89 3704 0044 0532 0130 00, ssn 536-22-8745, ip 192.168.10.254 and 2001:db8::8a2e:370:7334, call (555) 555-1234 or +44 20 7946 0958.";
-        let got = kinds(&s, t);
+        let got = kinds(s, t);
         let want = [
             ("EMAIL", "jane.doe+x@example.co.uk"),
             ("CREDIT_CARD", "4111 1111 1111 1111"),
@@ -1086,7 +1086,7 @@ mod tests {
             "iban GB82WEST12345698765431",
             "see v10.2.3.4",
         ] {
-            assert!(s.scan(t).is_empty(), "{t}: {:?}", kinds(&s, t));
+            assert!(s.scan(t).is_empty(), "{t}: {:?}", kinds(s, t));
         }
     }
 
@@ -1097,14 +1097,14 @@ mod tests {
         let t = format!(
             "token {gh} and AKIAZ7Q2LMNB4K9RTX3W and postgres://app:Xk9#2mLq@db.internal:5432/x"
         );
-        let got = kinds(&s, &t);
+        let got = kinds(s, &t);
         assert_eq!(got.len(), 3, "{got:?}");
         assert_eq!(got[0].1, gh);
         assert_eq!(got[2].0, "CONNECTION_STRING");
         assert!(s
             .scan("password = changeme and api_key=\"${API_KEY}\" and secret: <your-key>")
             .is_empty());
-        let g = kinds(&s, "DB_PASSWORD=Vq8!rT2#pZ");
+        let g = kinds(s, "DB_PASSWORD=Vq8!rT2#pZ");
         assert_eq!(
             g,
             vec![("GENERIC_SECRET".to_string(), "Vq8!rT2#pZ".to_string())]
