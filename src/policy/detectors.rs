@@ -750,7 +750,7 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
             kinds::PHONE,
             pii,
             40,
-            r"(?:(?:\+1|001)[ .\-]?)?(?:\(\d{3}\)[ .\-]?\d{3}[ .\-]\d{4}|\d{3}-\d{3}-\d{4}|\d{3}\.\d{3}\.\d{4})(?:[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6})?",
+            r"(?:(?:\+1|001)[ .\-]?|1[ .\-])?(?:\(\d{3}\)[ .\-]?\d{3}[ .\-]\d{4}|\d{3}-\d{3}-\d{4}|\d{3}\.\d{3}\.\d{4})(?:[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6})?",
             &[],
             check_phone_strong,
             None,
@@ -1108,6 +1108,43 @@ mod tests {
         assert_eq!(
             g,
             vec![("GENERIC_SECRET".to_string(), "Vq8!rT2#pZ".to_string())]
+        );
+    }
+
+    #[test]
+    fn precision_edge_cases() {
+        let s = scanner();
+        for t in [
+            "Meeting on 2024-05-06 at 10:30, room 4.12, budget $1,250,000.",
+            "Version 2.14.3 released; see build 20240506.1 and ticket #4521-889.",
+            "Phone: 12.05.2023",
+            "Order total: 1234 5678 9012 3456 items",
+            "ISBN 978-3-16-148410-0 and UPC 036000291452",
+            "Tracking 1Z999AA10123456784, zip 94105-1234",
+            "Server at 192.168.001.001 or 300.1.1.1",
+            "Coordinates 48.8566, 2.3522 and ratio 3:2:1",
+            "Time 12:34:56.789 and MAC 00:1A:2B:3C:4D:5E",
+            "SSN 078-05-1120",
+            "I stand with Dan and Stan on this; the standard is clear.",
+            "What did the previous instructions say about shipping?",
+            "-----BEGIN PRIVATE KEY-----\nxxx\n-----END PRIVATE KEY-----",
+            "eyJmb28iOiJiYXIifQ.eyJzdWIiOiIxIn0.c2ln",
+        ] {
+            assert!(s.scan(t).is_empty(), "{t}: {:?}", kinds(s, t));
+        }
+        let t = "Call 1-800-356-9377 or 555-555-1234 ext. 22; host fe80::1; SSN: 536 22 8745";
+        let got: Vec<String> = kinds(s, t)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "PHONE=1-800-356-9377",
+                "PHONE=555-555-1234 ext. 22",
+                "IP_ADDRESS=fe80::1",
+                "US_SSN=536 22 8745"
+            ]
         );
     }
 
