@@ -572,8 +572,11 @@ impl Scanner {
                 };
                 match value_group {
                     Some(g) => {
-                        for caps in re.captures_iter(text) {
-                            if let Some(v) = caps.get(*g) {
+                        // Find with the fast engines, then resolve the group only inside
+                        // each match (`captures_at` stops at that match's end).
+                        for m in re.find_iter(text) {
+                            if let Some(v) = re.captures_at(text, m.start()).and_then(|c| c.get(*g))
+                            {
                                 emit(v.start(), v.end(), &mut out);
                             }
                         }
