@@ -99,6 +99,10 @@ fn window_after(text: &str, i: usize, n: usize) -> String {
 
 fn check_email(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     let m = slice(text, s, e);
+    // Unbounded pattern (keeps the lazy DFA small); the length cap is enforced here.
+    if m.len() > 320 {
+        return None;
+    }
     let (local, domain) = m.split_once('@')?;
     if local.is_empty() || local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return None;
@@ -548,14 +552,14 @@ fn check_assignment(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
         .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
         .map_or(0, |p| p + 1);
     let key = key_part.get(key_start..)?;
-    if key_is_not_secret(key) {
+    if key.len() > 64 || key_is_not_secret(key) {
         return None;
     }
     let mut end = e;
     let raw = slice(text, s, e);
     let val = raw.trim_end_matches([')', ']', '}', '.', ',', '>', '\\']);
     end -= raw.len() - val.len();
-    if val.len() < 8 || v::is_placeholder(val) || val.contains("://") {
+    if val.len() < 8 || val.len() > 256 || v::is_placeholder(val) || val.contains("://") {
         return None;
     }
     if v::base64_is_plain_text(val) {
@@ -738,7 +742,7 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
             kinds::EMAIL,
             pii,
             50,
-            r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,8}\.[A-Za-z]{2,24}",
+            r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}",
             &["@"],
             check_email,
             Some(320),
@@ -960,7 +964,7 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
             kinds::GENERIC_SECRET,
             sec,
             10,
-            r#"(?i:password|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|auth[_\-]?key|credentials?)[A-Za-z0-9_.\-]{0,30}["']?\s{0,3}(?::=|=>|=|:)\s{0,3}["'`]?(?P<v>[^\s"'`,;()\[\]{}<>]{8,256})"#,
+            r#"(?i:password|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|auth[_\-]?key|credentials?)[A-Za-z0-9_.\-]*["']?[ \t]*(?::=|=>|=|:)[ \t]*["'`]?(?P<v>[^\s"'`,;()\[\]{}<>]{8,})"#,
             &[
                 "password",
                 "passwd",
