@@ -34,7 +34,13 @@ fn bench(c: &mut Criterion) {
         Err(e) => panic!("built-in scanner failed to build: {e}"),
     };
     let mut g = c.benchmark_group("scan");
-    for (name, seed) in [("clean", CLEAN), ("dense", DENSE)] {
+    // Prose with one PII/secret-rich paragraph per ~1.4 KB.
+    let mixed = format!("{CLEAN}{CLEAN}{DENSE}");
+    for (name, seed) in [
+        ("clean", CLEAN),
+        ("mixed", mixed.as_str()),
+        ("dense", DENSE),
+    ] {
         for size in [1024usize, 64 * 1024] {
             let text = fill(seed, size);
             g.throughput(Throughput::Bytes(text.len() as u64));

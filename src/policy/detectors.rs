@@ -78,6 +78,16 @@ fn digits_of(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
+/// Char boundary at most `n` bytes before `i`: bounds every look-back so validation
+/// stays linear in the match count, not quadratic in the text length.
+fn back(text: &str, i: usize, n: usize) -> usize {
+    let mut s = i.saturating_sub(n);
+    while s > 0 && !text.is_char_boundary(s) {
+        s -= 1;
+    }
+    s
+}
+
 /// Lower-cased text of up to `n` bytes before `i` (char-boundary safe).
 fn window_before(text: &str, i: usize, n: usize) -> String {
     let mut s = i.saturating_sub(n);
@@ -120,10 +130,10 @@ fn check_email(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
         return None;
     }
     // `user:pass@host` inside a URL is a credential, not an address.
-    let line_start = text
-        .get(..s)
-        .and_then(|t| t.rfind(char::is_whitespace))
-        .map_or(0, |p| p + 1);
+    let from = back(text, s, 320);
+    let line_start = slice(text, from, s)
+        .rfind(char::is_whitespace)
+        .map_or(from, |p| from + p + 1);
     if slice(text, line_start, s).contains("://") || matches!(prev_char(text, s), Some(':' | '/')) {
         return None;
     }
@@ -541,10 +551,10 @@ fn key_is_not_secret(key: &str) -> bool {
 
 fn check_assignment(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     // The regex reports the value group; find the key that precedes it on the same line.
-    let line_start = text
-        .get(..s)
-        .and_then(|t| t.rfind('\n'))
-        .map_or(0, |p| p + 1);
+    let from = back(text, s, 160);
+    let line_start = slice(text, from, s)
+        .rfind('\n')
+        .map_or(from, |p| from + p + 1);
     let head = slice(text, line_start, s);
     let key_end = head.rfind(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-')?;
     let key_part = head.get(..=key_end)?;
