@@ -78,6 +78,16 @@ fn digits_of(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
+/// Char boundary at most `n` bytes before `i`: bounds every look-back so validation
+/// stays linear in the match count, not quadratic in the text length.
+fn back(text: &str, i: usize, n: usize) -> usize {
+    let mut s = i.saturating_sub(n);
+    while s > 0 && !text.is_char_boundary(s) {
+        s -= 1;
+    }
+    s
+}
+
 /// Lower-cased text of up to `n` bytes before `i` (char-boundary safe).
 fn window_before(text: &str, i: usize, n: usize) -> String {
     let mut s = i.saturating_sub(n);
@@ -99,6 +109,10 @@ fn window_after(text: &str, i: usize, n: usize) -> String {
 
 fn check_email(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     let m = slice(text, s, e);
+    // Unbounded pattern (keeps the lazy DFA small); the length cap is enforced here.
+    if m.len() > 320 {
+        return None;
+    }
     let (local, domain) = m.split_once('@')?;
     if local.is_empty() || local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return None;
@@ -116,10 +130,10 @@ fn check_email(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
         return None;
     }
     // `user:pass@host` inside a URL is a credential, not an address.
-    let line_start = text
-        .get(..s)
-        .and_then(|t| t.rfind(char::is_whitespace))
-        .map_or(0, |p| p + 1);
+    let from = back(text, s, 320);
+    let line_start = slice(text, from, s)
+        .rfind(char::is_whitespace)
+        .map_or(from, |p| from + p + 1);
     if slice(text, line_start, s).contains("://") || matches!(prev_char(text, s), Some(':' | '/')) {
         return None;
     }
@@ -285,6 +299,13 @@ fn check_card(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
 // ---------------------------------------------------------------- IBAN
 
 fn check_iban(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    // The pattern starts at the check digits (fast digit pre-filter); the two country
+    // letters precede them.
+    let cc = text.get(s.checked_sub(2)?..s)?;
+    if !cc.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let s = s - 2;
     if is_alnum(prev_char(text, s)) {
         return None;
     }
@@ -337,14 +358,7 @@ fn check_ssn(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
 
 fn check_ssn_context(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     let before = window_before(text, s, 40);
-    let ctx = [
-        "ssn",
-        "social security",
-        "ss#",
-        "social sec",
-        "taxpayer",
-        "tin",
-    ];
+    let ctx = ["ssn", "social security", "ss#", "social sec", "taxpayer"];
     if !ctx.iter().any(|k| before.contains(k)) {
         return None;
     }
@@ -537,10 +551,10 @@ fn key_is_not_secret(key: &str) -> bool {
 
 fn check_assignment(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     // The regex reports the value group; find the key that precedes it on the same line.
-    let line_start = text
-        .get(..s)
-        .and_then(|t| t.rfind('\n'))
-        .map_or(0, |p| p + 1);
+    let from = back(text, s, 160);
+    let line_start = slice(text, from, s)
+        .rfind('\n')
+        .map_or(from, |p| from + p + 1);
     let head = slice(text, line_start, s);
     let key_end = head.rfind(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-')?;
     let key_part = head.get(..=key_end)?;
@@ -548,14 +562,14 @@ fn check_assignment(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
         .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
         .map_or(0, |p| p + 1);
     let key = key_part.get(key_start..)?;
-    if key_is_not_secret(key) {
+    if key.len() > 64 || key_is_not_secret(key) {
         return None;
     }
     let mut end = e;
     let raw = slice(text, s, e);
     let val = raw.trim_end_matches([')', ']', '}', '.', ',', '>', '\\']);
     end -= raw.len() - val.len();
-    if val.len() < 8 || v::is_placeholder(val) || val.contains("://") {
+    if val.len() < 8 || val.len() > 256 || v::is_placeholder(val) || val.contains("://") {
         return None;
     }
     if v::base64_is_plain_text(val) {
@@ -738,7 +752,7 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
             kinds::EMAIL,
             pii,
             50,
-            r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,8}\.[A-Za-z]{2,24}",
+            r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}",
             &["@"],
             check_email,
             Some(320),
@@ -750,7 +764,7 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
             kinds::PHONE,
             pii,
             40,
-            r"(?:(?:\+1|001)[ .\-]?)?(?:\(\d{3}\)[ .\-]?\d{3}[ .\-]\d{4}|\d{3}-\d{3}-\d{4}|\d{3}\.\d{3}\.\d{4})(?:[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6})?",
+            r"(?:(?:\+1|001)[ .\-]?|1[ .\-])?(?:\(\d{3}\)[ .\-]?\d{3}[ .\-]\d{4}|\d{3}-\d{3}-\d{4}|\d{3}\.\d{3}\.\d{4})(?:[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6})?",
             &[],
             check_phone_strong,
             None,
@@ -798,10 +812,11 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
             kinds::IBAN,
             pii,
             60,
-            r"[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){11,30}",
+            r"\d{2}(?:[ ]?[A-Za-z0-9]){11,30}",
             &[],
             check_iban,
-            None,
+            // two country letters before the matched check digits
+            Some(2 + 2 + 2 * 30),
         ),
     );
     add(
@@ -823,7 +838,7 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
             pii,
             55,
             r"\d{3} \d{2} \d{4}|\d{9}",
-            &["ssn", "social sec", "ss#", "taxpayer", "tin"],
+            &["ssn", "social sec", "ss#", "taxpayer"],
             check_ssn_context,
             None,
         ),
@@ -847,7 +862,7 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
             pii,
             45,
             r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]{2,44}",
-            &[],
+            &[":"],
             check_ipv6,
             None,
         ),
@@ -959,7 +974,7 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
             kinds::GENERIC_SECRET,
             sec,
             10,
-            r#"(?i:password|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|auth[_\-]?key|credentials?)[A-Za-z0-9_.\-]{0,30}["']?\s{0,3}(?::=|=>|=|:)\s{0,3}["'`]?(?P<v>[^\s"'`,;()\[\]{}<>]{8,256})"#,
+            r#"(?i:password|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|auth[_\-]?key|credentials?)[A-Za-z0-9_.\-]*["']?[ \t]*(?::=|=>|=|:)[ \t]*["'`]?(?P<v>[^\s"'`,;()\[\]{}<>]{8,})"#,
             &[
                 "password",
                 "passwd",
@@ -1054,7 +1069,7 @@ mod tests {
     fn pii_positive() {
         let s = scanner();
         let t = "mail jane.doe+x@example.co.uk, card 4111 1111 1111 1111, iban DE89 3704 0044 0532 0130 00, ssn 536-22-8745, ip 192.168.10.254 and 2001:db8::8a2e:370:7334, call (555) 555-1234 or +44 20 7946 0958.";
-        let got = kinds(&s, t);
+        let got = kinds(s, t);
         let want = [
             ("EMAIL", "jane.doe+x@example.co.uk"),
             ("CREDIT_CARD", "4111 1111 1111 1111"),
@@ -1085,7 +1100,7 @@ mod tests {
             "iban GB82WEST12345698765431",
             "see v10.2.3.4",
         ] {
-            assert!(s.scan(t).is_empty(), "{t}: {:?}", kinds(&s, t));
+            assert!(s.scan(t).is_empty(), "{t}: {:?}", kinds(s, t));
         }
     }
 
@@ -1096,17 +1111,54 @@ mod tests {
         let t = format!(
             "token {gh} and AKIAZ7Q2LMNB4K9RTX3W and postgres://app:Xk9#2mLq@db.internal:5432/x"
         );
-        let got = kinds(&s, &t);
+        let got = kinds(s, &t);
         assert_eq!(got.len(), 3, "{got:?}");
         assert_eq!(got[0].1, gh);
         assert_eq!(got[2].0, "CONNECTION_STRING");
         assert!(s
             .scan("password = changeme and api_key=\"${API_KEY}\" and secret: <your-key>")
             .is_empty());
-        let g = kinds(&s, "DB_PASSWORD=Vq8!rT2#pZ");
+        let g = kinds(s, "DB_PASSWORD=Vq8!rT2#pZ");
         assert_eq!(
             g,
             vec![("GENERIC_SECRET".to_string(), "Vq8!rT2#pZ".to_string())]
+        );
+    }
+
+    #[test]
+    fn precision_edge_cases() {
+        let s = scanner();
+        for t in [
+            "Meeting on 2024-05-06 at 10:30, room 4.12, budget $1,250,000.",
+            "Version 2.14.3 released; see build 20240506.1 and ticket #4521-889.",
+            "Phone: 12.05.2023",
+            "Order total: 1234 5678 9012 3456 items",
+            "ISBN 978-3-16-148410-0 and UPC 036000291452",
+            "Tracking 1Z999AA10123456784, zip 94105-1234",
+            "Server at 192.168.001.001 or 300.1.1.1",
+            "Coordinates 48.8566, 2.3522 and ratio 3:2:1",
+            "Time 12:34:56.789 and MAC 00:1A:2B:3C:4D:5E",
+            "SSN 078-05-1120",
+            "I stand with Dan and Stan on this; the standard is clear.",
+            "What did the previous instructions say about shipping?",
+            "-----BEGIN PRIVATE KEY-----\nxxx\n-----END PRIVATE KEY-----",
+            "eyJmb28iOiJiYXIifQ.eyJzdWIiOiIxIn0.c2ln",
+        ] {
+            assert!(s.scan(t).is_empty(), "{t}: {:?}", kinds(s, t));
+        }
+        let t = "Call 1-800-356-9377 or 555-555-1234 ext. 22; host fe80::1; SSN: 536 22 8745";
+        let got: Vec<String> = kinds(s, t)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "PHONE=1-800-356-9377",
+                "PHONE=555-555-1234 ext. 22",
+                "IP_ADDRESS=fe80::1",
+                "US_SSN=536 22 8745"
+            ]
         );
     }
 

@@ -99,8 +99,10 @@ pub struct DetectorSpec {
     pub matcher: Matcher,
     /// Higher wins when matches overlap (then longer, then earlier, then lower rule index).
     pub priority: i32,
-    /// Declared maximum match length in bytes; required semantics for unbounded patterns.
-    /// For bounded regexes the smaller of this and the computed maximum is used.
+    /// Declared maximum match length in bytes. When absent, the maximum is computed from
+    /// the pattern (`regex_syntax` HIR `maximum_len`), or [`DEFAULT_UNBOUNDED_CAP`] for
+    /// unbounded patterns. When present it is used as is: it must cover the longest
+    /// span the validator can report.
     pub max_len: Option<usize>,
 }
 
@@ -242,6 +244,11 @@ impl ScannerBuilder {
         let mut rules = Vec::with_capacity(self.rules.len());
         let mut set_patterns: Vec<String> = Vec::new();
         let mut set_owner: Vec<usize> = Vec::new();
+        // Bytes a set-rule match can start with; set rules without a finite first-byte
+        // set make the set run over the whole text.
+        let mut gate = [false; 256];
+        let mut gate_window = 0usize;
+        let mut ungated = false;
         let mut ac_patterns: Vec<String> = Vec::new();
         let mut ac_owner: Vec<AcEntry> = Vec::new();
 
@@ -263,8 +270,8 @@ impl ScannerBuilder {
                     } else {
                         pattern.clone()
                     };
-                    let computed = match regex_syntax::Parser::new().parse(&full) {
-                        Ok(hir) => hir.properties().maximum_len(),
+                    let (computed, first) = match regex_syntax::Parser::new().parse(&full) {
+                        Ok(hir) => (hir.properties().maximum_len(), first_bytes(&hir)),
                         Err(e) => {
                             errors.push(err(format!("invalid pattern: {e}")));
                             continue;
@@ -282,7 +289,9 @@ impl ScannerBuilder {
                         continue;
                     }
                     let max_len = match (computed, spec.max_len) {
-                        (Some(c), Some(d)) => c.min(d),
+                        // A declared cap wins: validators may widen a span (e.g. IBAN
+                        // country letters) or bound an unbounded pattern.
+                        (Some(_), Some(d)) => d,
                         (Some(c), None) => c,
                         (None, Some(d)) => d,
                         (None, None) => DEFAULT_UNBOUNDED_CAP,
@@ -301,6 +310,15 @@ impl ScannerBuilder {
                     } else {
                         set_patterns.push(full);
                         set_owner.push(idx);
+                        match first {
+                            Some(bytes) => {
+                                for b in bytes {
+                                    gate[usize::from(b)] = true;
+                                }
+                                gate_window = gate_window.max(max_len);
+                            }
+                            None => ungated = true,
+                        }
                     }
                     (
                         RuleImpl::Regex {
@@ -395,6 +413,8 @@ impl ScannerBuilder {
             rules,
             set,
             set_owner,
+            gate: if ungated { None } else { Some(gate) },
+            gate_window,
             ac,
             ac_owner,
             ac_patterns,
@@ -433,6 +453,10 @@ pub struct Scanner {
     rules: Vec<Rule>,
     set: RegexSet,
     set_owner: Vec<usize>,
+    /// First-byte gate for the set (see `scan_all`); `None` when some rule is ungated.
+    gate: Option<[bool; 256]>,
+    /// Longest match of a gated set rule: the window scanned after a gate byte.
+    gate_window: usize,
     ac: Option<AhoCorasick>,
     ac_owner: Vec<AcEntry>,
     ac_patterns: Vec<String>,
@@ -516,13 +540,7 @@ impl Scanner {
             }
         }
         if !self.set_owner.is_empty() {
-            for i in self.set.matches(text).into_iter() {
-                if let Some(&rule) = self.set_owner.get(i) {
-                    if let Some(c) = candidate.get_mut(rule) {
-                        *c = true;
-                    }
-                }
-            }
+            self.set_candidates(text, &mut candidate);
         }
         for (idx, is_cand) in candidate.iter().enumerate() {
             if !is_cand {
@@ -554,8 +572,11 @@ impl Scanner {
                 };
                 match value_group {
                     Some(g) => {
-                        for caps in re.captures_iter(text) {
-                            if let Some(v) = caps.get(*g) {
+                        // Find with the fast engines, then resolve the group only inside
+                        // each match (`captures_at` stops at that match's end).
+                        for m in re.find_iter(text) {
+                            if let Some(v) = re.captures_at(text, m.start()).and_then(|c| c.get(*g))
+                            {
                                 emit(v.start(), v.end(), &mut out);
                             }
                         }
@@ -573,6 +594,53 @@ impl Scanner {
         out
     }
 
+    /// Mark set rules that match somewhere in `text`. When every set rule has a finite
+    /// set of first bytes, any match starts at such a byte and spans at most
+    /// `gate_window` bytes, so the set only runs over the (merged) windows that follow
+    /// those bytes; a window can only over-report (a rule then runs and validates on the
+    /// full text), never miss a match.
+    fn set_candidates(&self, text: &str, candidate: &mut [bool]) {
+        let mut mark = |hay: &str| {
+            for i in self.set.matches(hay).into_iter() {
+                if let Some(&rule) = self.set_owner.get(i) {
+                    if let Some(c) = candidate.get_mut(rule) {
+                        *c = true;
+                    }
+                }
+            }
+        };
+        let Some(gate) = &self.gate else {
+            mark(text);
+            return;
+        };
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if !gate[usize::from(bytes[i])] {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            let mut end = (i + self.gate_window).min(bytes.len());
+            // Extend while further gate bytes fall inside the window.
+            let mut j = i + 1;
+            while j < end {
+                if gate[usize::from(bytes[j])] {
+                    end = (j + self.gate_window).min(bytes.len());
+                }
+                j += 1;
+            }
+            let mut e = end;
+            while e < bytes.len() && !text.is_char_boundary(e) {
+                e += 1;
+            }
+            if let Some(w) = text.get(start..e) {
+                mark(w);
+            }
+            i = e.max(i + 1);
+        }
+    }
+
     fn push(&self, out: &mut Vec<Match>, rule: usize, start: usize, end: usize) {
         if let Some(r) = self.rules.get(rule) {
             out.push(Match {
@@ -583,6 +651,25 @@ impl Scanner {
             });
         }
     }
+}
+
+/// The bytes every match of `hir` can start with, if that set is finite and no match can
+/// be empty at the start.
+fn first_bytes(hir: &regex_syntax::hir::Hir) -> Option<Vec<u8>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let mut ex = Extractor::new();
+    ex.kind(ExtractKind::Prefix)
+        .limit_class(64)
+        .limit_literal_len(1);
+    let seq = ex.extract(hir);
+    let lits = seq.literals()?;
+    let mut out = Vec::new();
+    for l in lits {
+        out.push(*l.as_bytes().first()?);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
 }
 
 fn is_word_char(c: char) -> bool {
