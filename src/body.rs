@@ -1,6 +1,7 @@
 //! Response body types: the boxed body every handler returns, and the upstream relay body
 //! that enforces the endpoint's total timeout while passing frames through as they arrive.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -10,6 +11,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
 use tokio::time::{Instant, Sleep};
+
+use crate::redact::stream::StreamGuard;
 
 /// Boxed error carried by response bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -97,5 +100,84 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// Called once when a guarded stream ends (normally, by deny, or when dropped), with the
+/// guard's final state — used to log violations.
+pub type OnStreamEnd = Box<dyn FnOnce(&StreamGuard) + Send>;
+
+/// Runs a streamed upstream body through a [`StreamGuard`]: the client receives the guard's
+/// output (held back by at most the window, redacted, or cleanly terminated on deny).
+pub struct GuardedBody<B> {
+    inner: B,
+    guard: StreamGuard,
+    queue: VecDeque<Bytes>,
+    inner_done: bool,
+    on_end: Option<OnStreamEnd>,
+}
+
+impl<B> GuardedBody<B> {
+    pub fn new(inner: B, guard: StreamGuard, on_end: OnStreamEnd) -> Self {
+        GuardedBody {
+            inner,
+            guard,
+            queue: VecDeque::new(),
+            inner_done: false,
+            on_end: Some(on_end),
+        }
+    }
+
+    fn end(&mut self) {
+        if let Some(f) = self.on_end.take() {
+            f(&self.guard);
+        }
+    }
+}
+
+impl<B> Drop for GuardedBody<B> {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+impl<B> Body for GuardedBody<B>
+where
+    B: Body<Data = Bytes, Error = BoxError> + Unpin,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            if let Some(b) = self.queue.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(b))));
+            }
+            if self.inner_done || self.guard.is_closed() {
+                self.end();
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        let out = self.guard.push(&data);
+                        self.queue.extend(out);
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    self.inner_done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => {
+                    self.inner_done = true;
+                    let out = self.guard.finish();
+                    self.queue.extend(out);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }

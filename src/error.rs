@@ -57,6 +57,14 @@ pub enum ProxyError {
     BuildRequest(String),
     #[error("server is shutting down")]
     ShuttingDown,
+    #[error("request is not valid for its API: {0}")]
+    InvalidRequest(String),
+    #[error("request denied by policy rules {rules:?}")]
+    PolicyDenied { status: u16, rules: Vec<String> },
+    #[error("response denied by policy rules {rules:?}")]
+    ResponseDenied { status: u16, rules: Vec<String> },
+    #[error("upstream response cannot be inspected: {0}")]
+    Uninspectable(&'static str),
 }
 
 impl ProxyError {
@@ -76,6 +84,11 @@ impl ProxyError {
             ProxyError::UpstreamRequest { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::BuildRequest(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ProxyError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::PolicyDenied { status, .. } | ProxyError::ResponseDenied { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            ProxyError::Uninspectable(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -95,6 +108,10 @@ impl ProxyError {
             ProxyError::UpstreamRequest { .. } => "upstream_error",
             ProxyError::BuildRequest(_) => "internal_error",
             ProxyError::ShuttingDown => "shutting_down",
+            ProxyError::InvalidRequest(_) => "invalid_request",
+            ProxyError::PolicyDenied { .. } => "policy_violation",
+            ProxyError::ResponseDenied { .. } => "response_policy_violation",
+            ProxyError::Uninspectable(_) => "response_uninspectable",
         }
     }
 
@@ -125,6 +142,18 @@ impl ProxyError {
             }
             ProxyError::BuildRequest(_) => "Internal error building the upstream request.".into(),
             ProxyError::ShuttingDown => "The server is shutting down.".into(),
+            // The normalization error names the field, never its content.
+            ProxyError::InvalidRequest(detail) => format!("Invalid request: {detail}."),
+            ProxyError::PolicyDenied { rules, .. } => {
+                format!("Request blocked by policy (rules: {}).", rules.join(", "))
+            }
+            ProxyError::ResponseDenied { rules, .. } => format!(
+                "The provider's answer was blocked by policy (rules: {}).",
+                rules.join(", ")
+            ),
+            ProxyError::Uninspectable(why) => {
+                format!("The provider's answer could not be inspected ({why}).")
+            }
         }
     }
 

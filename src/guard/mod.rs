@@ -204,13 +204,39 @@ impl CompiledRule {
     }
 }
 
+/// One scanner rule (a rule with a group detector has several) and its anchor literals.
+#[derive(Debug, Clone)]
+pub struct SubRule {
+    /// Index of the policy rule it belongs to.
+    pub rule: usize,
+    /// Literals one of which every match contains (the scanner's prefilter).
+    pub anchors: Vec<String>,
+    /// Longest match (bytes).
+    pub max_len: usize,
+}
+
+/// Rules longer than this with anchor literals hold stream text back only around an anchor.
+pub const SHORT_RULE_LEN: usize = 64;
+
+/// How much streamed text must be held back (see `redact::stream`): a short fixed window,
+/// plus holds around anchor literals of long rules.
+#[derive(Debug)]
+pub struct HoldPlan {
+    /// Bytes always held (longest short or unanchored rule, plus the context margin).
+    pub window: usize,
+    /// Lower-case anchor literals with the max match length of their rule.
+    pub anchors: Vec<(String, usize)>,
+    /// ASCII case-insensitive automaton over `anchors`.
+    pub automaton: Option<aho_corasick::AhoCorasick>,
+}
+
 /// The compiled, immutable policy snapshot.
 #[derive(Debug)]
 pub struct PolicySet {
     /// `None` when there are no rules.
     scanner: Option<Scanner>,
     rules: Vec<CompiledRule>,
-    scanner_to_rule: Vec<usize>,
+    scanner_to_rule: Vec<SubRule>,
     version: String,
     files: Vec<std::path::PathBuf>,
 }
@@ -301,7 +327,7 @@ impl PolicySet {
     fn new(
         scanner: Option<Scanner>,
         rules: Vec<CompiledRule>,
-        scanner_to_rule: Vec<usize>,
+        scanner_to_rule: Vec<SubRule>,
         version: String,
         files: Vec<std::path::PathBuf>,
     ) -> PolicySet {
@@ -356,6 +382,47 @@ impl PolicySet {
             .unwrap_or(0)
     }
 
+    /// The streaming hold-back plan for the rules applicable at `loc`.
+    pub fn hold_plan(&self, app: &Applicable, loc: Locations) -> HoldPlan {
+        let mut window = 0;
+        let mut anchors: Vec<(String, usize)> = Vec::new();
+        for sub in &self.scanner_to_rule {
+            let applies = app.rules.get(sub.rule).copied().unwrap_or(false)
+                && self
+                    .rules
+                    .get(sub.rule)
+                    .is_some_and(|r| r.locations.intersects(loc));
+            if !applies {
+                continue;
+            }
+            if sub.max_len > SHORT_RULE_LEN && !sub.anchors.is_empty() {
+                for a in &sub.anchors {
+                    anchors.push((a.to_ascii_lowercase(), sub.max_len));
+                }
+            } else {
+                window = window.max(sub.max_len);
+            }
+        }
+        let automaton = if anchors.is_empty() {
+            None
+        } else {
+            aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(anchors.iter().map(|(a, _)| a.as_str()))
+                .ok()
+        };
+        if automaton.is_none() {
+            // Could not build the automaton: fall back to holding the longest match.
+            window = window.max(anchors.iter().map(|(_, m)| *m).max().unwrap_or(0));
+            anchors.clear();
+        }
+        HoldPlan {
+            window: window + CONTEXT_MARGIN,
+            anchors,
+            automaton,
+        }
+    }
+
     /// Whether any applicable rule looks at `loc`.
     pub fn covers(&self, app: &Applicable, loc: Locations) -> bool {
         self.rules
@@ -375,7 +442,7 @@ impl PolicySet {
         }
         let mut cands: Vec<Finding> = Vec::new();
         for m in scanner.scan_all(text) {
-            let Some(&ri) = self.scanner_to_rule.get(m.rule) else {
+            let Some(ri) = self.scanner_to_rule.get(m.rule).map(|s| s.rule) else {
                 continue;
             };
             let Some(rule) = self.rules.get(ri) else {

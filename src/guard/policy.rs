@@ -194,7 +194,7 @@ pub fn compile_sources(
     let builtins = builtin_specs();
     let mut builder = ScannerBuilder::new();
     let mut rules: Vec<CompiledRule> = Vec::new();
-    let mut scanner_to_rule: Vec<usize> = Vec::new();
+    let mut scanner_to_rule: Vec<super::SubRule> = Vec::new();
     let mut policy_ids = BTreeSet::new();
     for (file, pf) in &parsed {
         let mut c = Compiler {
@@ -295,8 +295,16 @@ pub fn compile_sources(
             let full_id: Arc<str> = Arc::from(format!("{}/{}", p.id, r.id));
             let rule_idx = rules.len();
             for (sid, spec) in specs {
+                let anchors = match &spec.matcher {
+                    Matcher::Regex { prefilter, .. } => prefilter.clone(),
+                    Matcher::Keywords { .. } => Vec::new(),
+                };
                 builder.add(format!("{full_id}#{sid}"), spec);
-                scanner_to_rule.push(rule_idx);
+                scanner_to_rule.push(super::SubRule {
+                    rule: rule_idx,
+                    anchors,
+                    max_len: 0,
+                });
             }
             rules.push(CompiledRule {
                 id: full_id,
@@ -334,8 +342,11 @@ pub fn compile_sources(
     }
     if let Some(scanner) = &scanner {
         for (sidx, info) in scanner.rules().enumerate() {
-            if let Some(r) = scanner_to_rule.get(sidx).and_then(|&i| rules.get_mut(i)) {
-                r.max_len = r.max_len.max(info.max_len);
+            if let Some(sub) = scanner_to_rule.get_mut(sidx) {
+                sub.max_len = info.max_len;
+                if let Some(r) = rules.get_mut(sub.rule) {
+                    r.max_len = r.max_len.max(info.max_len);
+                }
             }
         }
     }

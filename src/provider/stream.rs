@@ -29,7 +29,7 @@ use crate::sse::{encode, SseEvent};
 ///   has `item` = `tool_calls[].index` and `part` 1 (so text and calls never collide);
 /// - Responses: `item` = `output_index`, `part` = `content_index`;
 /// - Anthropic: `item` = content block `index`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct StreamPos {
     /// Choice index (OpenAI chat / completions), else 0.
     pub choice: usize,

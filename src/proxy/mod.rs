@@ -32,10 +32,14 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::body::{ProxyBody, RelayBody};
+use crate::body::{GuardedBody, ProxyBody, RelayBody};
 use crate::config::{AuthMode, Endpoint, Route, UnknownPaths};
 use crate::error::{ErrorShape, ProxyError};
+use crate::guard::{Ctx, PolicySet, Side};
 use crate::provider::format_for_path;
+use crate::provider::ApiFormat;
+use crate::redact::stream::StreamGuard;
+use crate::redact::Redactor;
 use crate::runtime::Runtime;
 use crate::upstream::{classify_error, upstream_uri};
 use headers::{inject_provider_key, request_id, upstream_request_headers, REQUEST_ID};
@@ -100,6 +104,33 @@ async fn proxy(
     let mut headers = upstream_request_headers(parts.headers);
     authenticate(runtime, route, &mut headers)?;
 
+    // Pre-flight policies (phase 7): deny or redact before anything leaves.
+    let policies = &runtime.policies;
+    let model = peeked.model.as_deref();
+    let mut redactor = Redactor::new();
+    let mut body = body;
+    let mut response_guard = None;
+    if let Some(fmt) = format {
+        let ctx = Ctx {
+            side: Side::Request,
+            route: &route.id,
+            model,
+        };
+        let app = policies.applicable(&ctx);
+        if app.any() && !body.is_empty() {
+            body = guard_request(policies, fmt, body, &app, &mut redactor, call)?;
+        }
+        let resp_app = policies.applicable(&Ctx {
+            side: Side::Response,
+            ..ctx
+        });
+        if resp_app.any() && fmt != ApiFormat::OpenAiEmbeddings {
+            // The answer must be readable to be guarded.
+            headers.remove(http::header::ACCEPT_ENCODING);
+            response_guard = Some((fmt, resp_app));
+        }
+    }
+
     let endpoint = route.primary();
     let path_and_query = parts
         .uri
@@ -119,17 +150,139 @@ async fn proxy(
         .map_err(|e| ProxyError::BuildRequest(e.to_string()))?;
     *up.headers_mut() = headers;
 
-    let resp = forward(runtime, endpoint, up).await?;
+    let (head, relay) = forward(runtime, endpoint, up).await?;
     tracing::debug!(
         request_id = ?call.request_id,
         route = %route.id,
         endpoint = %endpoint.id,
-        status = resp.status().as_u16(),
+        status = head.status.as_u16(),
         stream = peeked.stream.unwrap_or(false),
         head_ms = call.started.elapsed().as_secs_f64() * 1000.0,
         "proxied"
     );
-    Ok(resp)
+    match response_guard {
+        Some((fmt, app)) if head.status.is_success() => {
+            guard_response(policies.clone(), fmt, app, redactor, head, relay, call).await
+        }
+        _ => Ok(Response::from_parts(head, relay.boxed_unsync())),
+    }
+}
+
+/// Evaluate request policies on a JSON body; returns the (possibly redacted) body.
+fn guard_request(
+    policies: &PolicySet,
+    fmt: ApiFormat,
+    body: Bytes,
+    app: &crate::guard::Applicable,
+    redactor: &mut Redactor,
+    call: &Call,
+) -> Result<Bytes, ProxyError> {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| ProxyError::InvalidJson(e.to_string()))?;
+    let outcome = policies
+        .guard_request(fmt, &mut value, app, redactor)
+        .map_err(|e| ProxyError::InvalidRequest(e.to_string()))?;
+    log_violations(call, &outcome.violations);
+    if let Some((status, rules)) = outcome.deny {
+        return Err(ProxyError::PolicyDenied {
+            status,
+            rules: rules.iter().map(|r| r.to_string()).collect(),
+        });
+    }
+    if outcome.modified {
+        let bytes =
+            serde_json::to_vec(&value).map_err(|e| ProxyError::BuildRequest(e.to_string()))?;
+        return Ok(Bytes::from(bytes));
+    }
+    Ok(body)
+}
+
+/// Evaluate response policies: streams through the incremental `StreamGuard`, JSON bodies
+/// buffered and guarded whole.
+async fn guard_response(
+    policies: Arc<PolicySet>,
+    fmt: ApiFormat,
+    app: crate::guard::Applicable,
+    redactor: Redactor,
+    mut head: http::response::Parts,
+    relay: RelayBody<Incoming>,
+    call: &Call,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let encoded = head
+        .headers
+        .get(http::header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes() != b"identity");
+    if encoded {
+        return Err(ProxyError::Uninspectable("compressed response"));
+    }
+    let is_sse = head
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if is_sse {
+        head.headers.remove(http::header::CONTENT_LENGTH);
+        let guard = StreamGuard::new(policies, app, fmt, redactor);
+        let request_id = call.request_id.clone();
+        let on_end: crate::body::OnStreamEnd = Box::new(move |g: &StreamGuard| {
+            for v in &g.outcome().violations {
+                tracing::info!(request_id = ?request_id, rule = %v.rule_id, action = v.action, side = v.side, location = %v.location, start = v.start, end = v.end, enforced = v.enforced, "policy violation");
+            }
+            if let Some(d) = g.denied() {
+                tracing::info!(request_id = ?request_id, rules = ?d.status_rules, "stream ended by policy");
+            }
+        });
+        let body = GuardedBody::new(relay, guard, on_end);
+        return Ok(Response::from_parts(head, body.boxed_unsync()));
+    }
+    let bytes = relay
+        .collect()
+        .await
+        .map_err(|e| ProxyError::UpstreamRequest {
+            endpoint: "-".into(),
+            detail: e.to_string(),
+        })?
+        .to_bytes();
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Err(ProxyError::Uninspectable("response is not JSON"));
+    };
+    let mut redactor = redactor;
+    let outcome = policies
+        .guard_response(fmt, &mut value, &app, &mut redactor)
+        .map_err(|_| ProxyError::Uninspectable("response does not match the API format"))?;
+    log_violations(call, &outcome.violations);
+    if let Some((status, rules)) = outcome.deny {
+        return Err(ProxyError::ResponseDenied {
+            status,
+            rules: rules.iter().map(|r| r.to_string()).collect(),
+        });
+    }
+    let body = if outcome.modified {
+        Bytes::from(
+            serde_json::to_vec(&value).map_err(|e| ProxyError::BuildRequest(e.to_string()))?,
+        )
+    } else {
+        bytes
+    };
+    head.headers.remove(http::header::CONTENT_LENGTH);
+    Ok(Response::from_parts(head, crate::body::full(body)))
+}
+
+fn log_violations(call: &Call, violations: &[crate::guard::Violation]) {
+    for v in violations {
+        tracing::info!(
+            request_id = ?call.request_id,
+            rule = %v.rule_id,
+            action = v.action,
+            severity = v.severity,
+            side = v.side,
+            location = %v.location,
+            start = v.start,
+            end = v.end,
+            enforced = v.enforced,
+            "policy violation"
+        );
+    }
 }
 
 /// Buffer the request body, enforcing the size limit (413) before and while reading.
@@ -194,12 +347,12 @@ fn authenticate(
     }
 }
 
-/// Send the request to the endpoint and return the relayed response.
+/// Send the request to the endpoint; returns the response head and the relayed body.
 async fn forward(
     runtime: &Runtime,
     endpoint: &Endpoint,
     up: Request<Full<Bytes>>,
-) -> Result<Response<ProxyBody>, ProxyError> {
+) -> Result<(http::response::Parts, RelayBody<Incoming>), ProxyError> {
     let client = runtime
         .upstreams
         .client(&endpoint.id)
@@ -219,10 +372,9 @@ async fn forward(
     };
     let (mut parts, body) = resp.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers);
-    let body = RelayBody::new(body, deadline, endpoint.total_timeout);
-    Ok(Response::from_parts(
+    Ok((
         parts,
-        http_body_util::BodyExt::boxed_unsync(body),
+        RelayBody::new(body, deadline, endpoint.total_timeout),
     ))
 }
 

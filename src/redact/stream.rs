@@ -1,1 +1,692 @@
-//! Streaming redaction: the bounded hold-back window per stream position (filled next).
+//! Streaming guard (sans-io): applies output policies to a provider SSE stream incrementally.
+//!
+//! State machine per stream position (choice / content block / output part):
+//! - **text**: deltas are appended to the position's text; everything except the last
+//!   `window` bytes (the longest match any applicable rule can have, plus a context margin)
+//!   is released, redacted; a match that crosses the release point holds back from its start.
+//!   So a value split across any number of chunks is still found, and time-to-first-token
+//!   grows by at most the window. The position is flushed (window released) when its block,
+//!   choice or the stream ends.
+//! - **tool arguments**: argument fragments are withheld until the call is complete, then
+//!   guarded as a whole (JSON leaf by leaf) and emitted as one fragment in the first withheld
+//!   event — the client still receives valid JSON arguments.
+//! - **summary events** (Responses `*.done`, `response.completed`) repeat full texts: they
+//!   are guarded as full texts with the same per-request redactor, so placeholders agree.
+//! - **deny**: when an enforced deny rule matches, nothing of the match is released; the
+//!   stream is ended cleanly in the provider's format (`finish_reason: "content_filter"`,
+//!   Anthropic `stop_reason: "refusal"`, Responses `response.incomplete`) and further
+//!   upstream input is ignored.
+//!
+//! Events that need no change are relayed byte-for-byte.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use crate::guard::{
+    Applicable, Finding, HoldPlan, Locations, Outcome, Pass, PolicySet, Side, CONTEXT_MARGIN,
+};
+use crate::provider::{
+    rebuild_event, ApiFormat, PathElem, SegmentKind, StreamItem, StreamNormalizer, StreamPos,
+};
+use crate::redact::Redactor;
+use crate::sse::{encode, SseDecoder, SseEvent, SseFrame};
+
+/// Drop already-released text beyond this many bytes (keep memory bounded on long streams).
+const TRIM_AFTER: usize = 64 * 1024;
+
+#[derive(Debug, Default)]
+struct TextState {
+    /// Received text not yet trimmed; `text[0]` is at absolute offset `base`.
+    text: String,
+    base: usize,
+    /// Absolute offset up to which text was released to the client.
+    released: usize,
+    /// Last delta event of this position and the text path in it (to build flush events).
+    template: Option<(SseEvent, Vec<PathElem>)>,
+}
+
+#[derive(Debug, Default)]
+struct ToolState {
+    args: String,
+    /// First withheld event carrying an argument fragment, and the fragment's path.
+    carrier: Option<(SseEvent, Vec<PathElem>)>,
+    /// Last fragment event seen (fallback carrier).
+    last: Option<(SseEvent, Vec<PathElem>)>,
+}
+
+/// Why the stream stopped early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    pub status_rules: Vec<Arc<str>>,
+}
+
+/// Incremental output guard for one streamed response.
+pub struct StreamGuard {
+    set: Arc<PolicySet>,
+    app: Applicable,
+    format: ApiFormat,
+    decoder: SseDecoder,
+    norm: StreamNormalizer,
+    redactor: Redactor,
+    outcome: Outcome,
+    texts: BTreeMap<StreamPos, TextState>,
+    tools: BTreeMap<StreamPos, ToolState>,
+    guard_text: bool,
+    guard_tools: bool,
+    plan: HoldPlan,
+    /// Last JSON data of an event with `choices` (chat / completions termination template).
+    last_chunk: Option<Value>,
+    /// Responses: the response object from `response.created` / `in_progress`.
+    response_obj: Option<Value>,
+    last_seq: Option<u64>,
+    /// Responses: next `sequence_number` to emit (events are renumbered once the guard
+    /// inserted or withheld one, so the client sees a gapless sequence).
+    next_seq: u64,
+    /// Anthropic: content blocks started and not stopped.
+    open_blocks: BTreeSet<u64>,
+    denied: Option<Denied>,
+    finished: bool,
+}
+
+impl StreamGuard {
+    /// A guard for one stream of `format`, evaluating the rules in `app` (response side).
+    pub fn new(
+        set: Arc<PolicySet>,
+        app: Applicable,
+        format: ApiFormat,
+        redactor: Redactor,
+    ) -> Self {
+        let guard_text = set.covers(&app, Locations::ASSISTANT);
+        let guard_tools = set.covers(&app, Locations::TOOL_ARGUMENTS);
+        let plan = set.hold_plan(&app, Locations::ASSISTANT);
+        StreamGuard {
+            set,
+            app,
+            format,
+            decoder: SseDecoder::new(),
+            norm: StreamNormalizer::new(format),
+            redactor,
+            outcome: Outcome::default(),
+            texts: BTreeMap::new(),
+            tools: BTreeMap::new(),
+            guard_text,
+            guard_tools,
+            plan,
+            last_chunk: None,
+            response_obj: None,
+            last_seq: None,
+            next_seq: 0,
+            open_blocks: BTreeSet::new(),
+            denied: None,
+            finished: false,
+        }
+    }
+
+    /// Whether an enforced deny rule ended the stream.
+    pub fn denied(&self) -> Option<&Denied> {
+        self.denied.as_ref()
+    }
+
+    /// Whether no more output will come (denied, or finished).
+    pub fn is_closed(&self) -> bool {
+        self.denied.is_some() || self.finished
+    }
+
+    /// Violations recorded so far (never values).
+    pub fn outcome(&self) -> &Outcome {
+        &self.outcome
+    }
+
+    /// Feed upstream bytes; returns the bytes to send to the client now.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        if self.is_closed() {
+            return out;
+        }
+        let frames = match self.decoder.feed_vec(bytes) {
+            Ok(f) => f,
+            Err(_) => {
+                // An event larger than the decoder allows cannot be inspected: fail closed.
+                self.deny(vec![Arc::from("parapet/uninspectable-stream")], &mut out);
+                return out;
+            }
+        };
+        for f in frames {
+            self.on_frame(f, &mut out);
+            if self.is_closed() {
+                break;
+            }
+        }
+        out
+    }
+
+    /// The upstream ended: flush every held position; returns the last bytes to send.
+    pub fn finish(&mut self) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        if self.is_closed() {
+            return out;
+        }
+        let decoder = std::mem::take(&mut self.decoder);
+        for f in decoder.finish() {
+            self.on_frame(f, &mut out);
+            if self.is_closed() {
+                return out;
+            }
+        }
+        let positions: Vec<StreamPos> = self
+            .texts
+            .keys()
+            .chain(self.tools.keys())
+            .copied()
+            .collect();
+        for pos in positions {
+            if let Err(d) = self.flush(pos, &mut out) {
+                self.deny(d, &mut out);
+                return out;
+            }
+        }
+        self.finished = true;
+        out
+    }
+
+    fn on_frame(&mut self, frame: SseFrame, out: &mut Vec<Bytes>) {
+        match frame {
+            SseFrame::Other(raw) => out.push(raw),
+            SseFrame::Event(ev) => self.on_event(ev, out),
+        }
+    }
+
+    fn remember(&mut self, ev: &SseEvent) {
+        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+            return;
+        };
+        if let Some(n) = v.get("sequence_number").and_then(Value::as_u64) {
+            self.last_seq = Some(n);
+        }
+        match self.format {
+            ApiFormat::OpenAiChat | ApiFormat::OpenAiCompletions => {
+                if v.get("choices").is_some() {
+                    self.last_chunk = Some(v);
+                }
+            }
+            ApiFormat::OpenAiResponses => {
+                if matches!(
+                    v.get("type").and_then(Value::as_str),
+                    Some("response.created" | "response.in_progress")
+                ) {
+                    self.response_obj = v.get("response").cloned();
+                }
+            }
+            ApiFormat::AnthropicMessages => {
+                let idx = v.get("index").and_then(Value::as_u64);
+                match (v.get("type").and_then(Value::as_str), idx) {
+                    (Some("content_block_start"), Some(i)) => {
+                        self.open_blocks.insert(i);
+                    }
+                    (Some("content_block_stop"), Some(i)) => {
+                        self.open_blocks.remove(&i);
+                    }
+                    _ => {}
+                }
+            }
+            ApiFormat::OpenAiEmbeddings => {}
+        }
+    }
+
+    fn on_event(&mut self, ev: SseEvent, out: &mut Vec<Bytes>) {
+        let items = match self.norm.push(&ev) {
+            Ok(items) => items,
+            Err(_) => {
+                // Not an event this format defines (e.g. non-JSON data): nothing to inspect.
+                out.push(ev.raw);
+                return;
+            }
+        };
+        self.remember(&ev);
+        let first_new = out.len();
+        match self.process(&ev, items, out) {
+            Ok(()) => {}
+            Err(rules) => self.deny(rules, out),
+        }
+        if self.format == ApiFormat::OpenAiResponses {
+            for b in out.iter_mut().skip(first_new) {
+                *b = self.renumber(b);
+            }
+        }
+    }
+
+    /// Give a Responses event the next sequence number (unchanged bytes if it already has it).
+    fn renumber(&mut self, raw: &Bytes) -> Bytes {
+        let mut dec = SseDecoder::new();
+        let mut frames = dec.feed_vec(raw).unwrap_or_default();
+        frames.extend(dec.finish());
+        let [SseFrame::Event(ev)] = frames.as_slice() else {
+            return raw.clone();
+        };
+        let Ok(mut v) = serde_json::from_str::<Value>(&ev.data) else {
+            return raw.clone();
+        };
+        let want = self.next_seq;
+        match v.get("sequence_number").and_then(Value::as_u64) {
+            Some(n) => {
+                self.next_seq += 1;
+                if n == want {
+                    return raw.clone();
+                }
+            }
+            None => return raw.clone(),
+        }
+        if let Some(o) = v.as_object_mut() {
+            o.insert("sequence_number".into(), json!(want));
+        }
+        let mut e = ev.clone();
+        e.data = v.to_string();
+        encode(&e)
+    }
+
+    fn process(
+        &mut self,
+        ev: &SseEvent,
+        items: Vec<StreamItem>,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), Vec<Arc<str>>> {
+        // Pass 1: absorb deltas; note which positions this event ends.
+        let mut text_edits: Vec<(StreamPos, Vec<PathElem>, String)> = Vec::new();
+        let mut tool_edits: Vec<(StreamPos, Vec<PathElem>)> = Vec::new();
+        let mut withheld_tools = 0usize;
+        let mut other_content = false;
+        let mut ends: Vec<StreamPos> = Vec::new();
+        let mut end_all = false;
+        let mut end_choices: Vec<usize> = Vec::new();
+        let mut summaries = Vec::new();
+        for item in items {
+            match item {
+                StreamItem::TextDelta { pos, text, path } if self.guard_text => {
+                    let st = self.texts.entry(pos).or_default();
+                    st.text.push_str(&text);
+                    st.template = Some((ev.clone(), path.clone()));
+                    text_edits.push((pos, path, text));
+                    other_content = true;
+                }
+                StreamItem::ToolCallDelta {
+                    pos,
+                    arguments,
+                    path: Some(path),
+                    ..
+                } if self.guard_tools => {
+                    let ts = self.tools.entry(pos).or_default();
+                    ts.args.push_str(&arguments);
+                    ts.last = Some((ev.clone(), path.clone()));
+                    tool_edits.push((pos, path));
+                    withheld_tools += 1;
+                }
+                StreamItem::BlockDone { pos } => ends.push(pos),
+                StreamItem::Finish(f) => end_choices.push(f.index),
+                StreamItem::Done => end_all = true,
+                StreamItem::FullText { segments } => {
+                    summaries = segments;
+                    end_all = true;
+                }
+                StreamItem::TextDelta { .. } | StreamItem::ToolCallDelta { .. } => {
+                    other_content = true
+                }
+                StreamItem::Meta { .. }
+                | StreamItem::Usage(_)
+                | StreamItem::Error(_)
+                | StreamItem::Other => {}
+            }
+        }
+        let ending =
+            |pos: &StreamPos| end_all || ends.contains(pos) || end_choices.contains(&pos.choice);
+
+        // Pass 2: flush positions this event ends that it carries no delta for.
+        let held: Vec<StreamPos> = self
+            .texts
+            .keys()
+            .chain(self.tools.keys())
+            .copied()
+            .collect();
+        for pos in held {
+            let in_event = text_edits.iter().any(|(p, _, _)| *p == pos);
+            if ending(&pos) && !in_event {
+                self.flush(pos, out)?;
+            }
+        }
+
+        // Pass 3: this event's own text deltas (final if the event also ends the position).
+        let mut edits: Vec<(Vec<PathElem>, String)> = Vec::new();
+        let mut changed = false;
+        for (pos, path, original) in &text_edits {
+            let rel = self.release(*pos, ending(pos))?;
+            if *original != rel {
+                changed = true;
+            }
+            edits.push((path.clone(), rel));
+        }
+        // Withheld tool fragments: an event that only carries them is held back entirely;
+        // otherwise its fragments are blanked (the carrier event brings the full arguments).
+        let only_tools = !other_content
+            && summaries.is_empty()
+            && !end_all
+            && end_choices.is_empty()
+            && ends.is_empty();
+        if withheld_tools > 0 && only_tools {
+            for (pos, path) in tool_edits {
+                if let Some(ts) = self.tools.get_mut(&pos) {
+                    if ts.carrier.is_none() {
+                        ts.carrier = Some((ev.clone(), path));
+                    }
+                }
+            }
+            return Ok(());
+        }
+        for (_, path) in tool_edits {
+            edits.push((path, String::new()));
+            changed = true;
+        }
+        // Summary texts: guard as full texts (same redactor, so the same placeholders).
+        if !summaries.is_empty() {
+            let mut scratch = Outcome::default();
+            let mut pass = Pass {
+                app: &self.app,
+                side: Side::Response,
+                redactor: &mut self.redactor,
+                out: &mut scratch,
+            };
+            for seg in &summaries {
+                let loc = || crate::provider::path_to_string(&seg.path);
+                if let Some(new) = self
+                    .set
+                    .guard_segment_text(seg.kind, &seg.text, &loc, &mut pass)
+                {
+                    edits.push((seg.path.clone(), new));
+                    changed = true;
+                }
+            }
+            if let Some((_, rules)) = scratch.deny {
+                return Err(rules);
+            }
+        }
+        if !changed {
+            out.push(ev.raw.clone());
+            return Ok(());
+        }
+        let refs: Vec<(&[PathElem], &str)> = edits
+            .iter()
+            .map(|(p, t)| (p.as_slice(), t.as_str()))
+            .collect();
+        match rebuild_event(ev, &refs) {
+            Ok(new) => {
+                out.push(new.raw);
+                Ok(())
+            }
+            Err(_) => Err(vec![Arc::from("parapet/stream-rewrite-failed")]),
+        }
+    }
+
+    /// Release everything held for `pos` (its block, choice or stream ended).
+    fn flush(&mut self, pos: StreamPos, out: &mut Vec<Bytes>) -> Result<(), Vec<Arc<str>>> {
+        if self.texts.contains_key(&pos) {
+            let rel = self.release(pos, true)?;
+            let template = self.texts.get(&pos).and_then(|s| s.template.clone());
+            if !rel.is_empty() {
+                if let Some((ev, path)) = template {
+                    match rebuild_event(&ev, &[(path.as_slice(), rel.as_str())]) {
+                        Ok(e) => out.push(e.raw),
+                        Err(_) => return Err(vec![Arc::from("parapet/stream-rewrite-failed")]),
+                    }
+                }
+            }
+            self.texts.remove(&pos);
+        }
+        if let Some(ts) = self.tools.remove(&pos) {
+            let Some((ev, path)) = ts.carrier.or(ts.last) else {
+                return Ok(());
+            };
+            let mut out_o = std::mem::take(&mut self.outcome);
+            let guarded = {
+                let mut pass = Pass {
+                    app: &self.app,
+                    side: Side::Response,
+                    redactor: &mut self.redactor,
+                    out: &mut out_o,
+                };
+                let loc = || format!("stream.tool_call[{}.{}]", pos.choice, pos.item);
+                self.set.guard_segment_text(
+                    SegmentKind::ToolCallArguments,
+                    &ts.args,
+                    &loc,
+                    &mut pass,
+                )
+            };
+            let deny = out_o.deny.take();
+            self.outcome = out_o;
+            if let Some((_, rules)) = deny {
+                return Err(rules);
+            }
+            let args = guarded.unwrap_or(ts.args);
+            match rebuild_event(&ev, &[(path.as_slice(), args.as_str())]) {
+                Ok(e) => out.push(e.raw),
+                Err(_) => return Err(vec![Arc::from("parapet/stream-rewrite-failed")]),
+            }
+        }
+        Ok(())
+    }
+
+    /// Release the safe part of a text position, redacted. `final_` releases everything.
+    fn release(&mut self, pos: StreamPos, final_: bool) -> Result<String, Vec<Arc<str>>> {
+        let Some(st) = self.texts.get_mut(&pos) else {
+            return Ok(String::new());
+        };
+        let len_abs = st.base + st.text.len();
+        let hold = if final_ {
+            len_abs
+        } else {
+            hold_point(&self.plan, &st.text, st.base, st.released)
+        };
+        let mut safe_abs = floor_boundary(&st.text, hold.max(st.released) - st.base) + st.base;
+        let stable_limit = safe_abs;
+        let scan_from = floor_boundary(
+            &st.text,
+            st.released.saturating_sub(CONTEXT_MARGIN).max(st.base) - st.base,
+        );
+        let region = &st.text[scan_from..];
+        let offset = st.base + scan_from;
+        let mut stable: Vec<Finding> = Vec::new();
+        for mut f in self.set.find(region, Locations::ASSISTANT, &self.app) {
+            f.start += offset;
+            f.end += offset;
+            if f.end <= st.released {
+                continue;
+            }
+            if f.end <= stable_limit && f.start >= st.released {
+                stable.push(f);
+            } else if f.start < safe_abs {
+                safe_abs = f.start.max(st.released);
+            }
+        }
+        stable.retain(|f| f.end <= safe_abs);
+        let start_local = st.released - st.base;
+        let end_local = safe_abs - st.base;
+        let slice = st
+            .text
+            .get(start_local..end_local)
+            .unwrap_or_default()
+            .to_string();
+        let released = st.released;
+        let shifted: Vec<Finding> = stable
+            .iter()
+            .map(|f| Finding {
+                rule: f.rule,
+                start: f.start - released,
+                end: f.end - released,
+                kind: f.kind.clone(),
+            })
+            .collect();
+        let redacted = if shifted.is_empty() {
+            None
+        } else {
+            let mut pass = Pass {
+                app: &self.app,
+                side: Side::Response,
+                redactor: &mut self.redactor,
+                out: &mut self.outcome,
+            };
+            let loc = || {
+                format!(
+                    "stream.choice[{}].item[{}].part[{}]",
+                    pos.choice, pos.item, pos.part
+                )
+            };
+            self.set.apply_findings(&slice, &shifted, &loc, &mut pass)
+        };
+        if let Some((_, rules)) = self.outcome.deny.clone() {
+            // Nothing of this region is released: the match may be inside it.
+            return Err(rules);
+        }
+        if let Some(st) = self.texts.get_mut(&pos) {
+            st.released = safe_abs;
+            if st.released - st.base > TRIM_AFTER {
+                let cut = floor_boundary(&st.text, st.released - st.base - CONTEXT_MARGIN);
+                st.text.drain(..cut);
+                st.base += cut;
+            }
+        }
+        Ok(redacted.unwrap_or(slice))
+    }
+
+    /// End the stream cleanly in the provider's format.
+    fn deny(&mut self, rules: Vec<Arc<str>>, out: &mut Vec<Bytes>) {
+        tracing::info!(rules = ?rules, "stream denied by policy; ending it cleanly");
+        for ev in self.termination() {
+            out.push(encode(&ev));
+        }
+        self.denied = Some(Denied {
+            status_rules: rules,
+        });
+    }
+
+    fn termination(&self) -> Vec<SseEvent> {
+        let data = |v: Value| SseEvent::with_data(v.to_string());
+        let named = |name: &str, v: Value| {
+            let mut e = SseEvent::with_data(v.to_string());
+            e.event = Some(name.to_string());
+            e
+        };
+        match self.format {
+            ApiFormat::OpenAiChat | ApiFormat::OpenAiCompletions => {
+                let mut choices: BTreeSet<usize> = self
+                    .texts
+                    .keys()
+                    .chain(self.tools.keys())
+                    .map(|p| p.choice)
+                    .collect();
+                if choices.is_empty() {
+                    choices.insert(0);
+                }
+                let base = self.last_chunk.clone().unwrap_or_else(|| json!({"object": if self.format == ApiFormat::OpenAiChat { "chat.completion.chunk" } else { "text_completion" }}));
+                let mut evs = Vec::new();
+                for c in choices {
+                    let mut v = base.clone();
+                    let choice = if self.format == ApiFormat::OpenAiChat {
+                        json!({"index": c, "delta": {}, "logprobs": null, "finish_reason": "content_filter"})
+                    } else {
+                        json!({"index": c, "text": "", "logprobs": null, "finish_reason": "content_filter"})
+                    };
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("choices".into(), json!([choice]));
+                        o.remove("usage");
+                    }
+                    evs.push(data(v));
+                }
+                evs.push(SseEvent::with_data("[DONE]"));
+                evs
+            }
+            ApiFormat::AnthropicMessages => {
+                let mut evs: Vec<SseEvent> = self
+                    .open_blocks
+                    .iter()
+                    .map(|i| {
+                        named(
+                            "content_block_stop",
+                            json!({"type": "content_block_stop", "index": i}),
+                        )
+                    })
+                    .collect();
+                evs.push(named(
+                    "message_delta",
+                    json!({"type": "message_delta", "delta": {"stop_reason": "refusal", "stop_sequence": null}, "usage": {"output_tokens": 0}}),
+                ));
+                evs.push(named("message_stop", json!({"type": "message_stop"})));
+                evs
+            }
+            ApiFormat::OpenAiResponses => {
+                let mut resp = self
+                    .response_obj
+                    .clone()
+                    .unwrap_or_else(|| json!({"object": "response", "output": []}));
+                if let Some(o) = resp.as_object_mut() {
+                    o.insert("status".into(), json!("incomplete"));
+                    o.insert(
+                        "incomplete_details".into(),
+                        json!({"reason": "content_filter"}),
+                    );
+                }
+                let seq = self.next_seq.max(self.last_seq.map_or(0, |n| n + 1));
+                vec![named(
+                    "response.incomplete",
+                    json!({"type": "response.incomplete", "sequence_number": seq, "response": resp}),
+                )]
+            }
+            ApiFormat::OpenAiEmbeddings => Vec::new(),
+        }
+    }
+}
+
+/// Absolute offset before which text may be released: the fixed window, and for each long
+/// rule whose anchor literal occurs (or may be starting at the very end), far enough back
+/// that a match containing that anchor is never cut.
+fn hold_point(plan: &HoldPlan, text: &str, base: usize, released: usize) -> usize {
+    let len_abs = base + text.len();
+    let mut hold = len_abs.saturating_sub(plan.window);
+    let Some(ac) = &plan.automaton else {
+        return hold;
+    };
+    let from = released.saturating_sub(base);
+    let region = text.get(from..).unwrap_or_default();
+    let region_abs = base + from;
+    for m in ac.find_overlapping_iter(region) {
+        let Some((lit, max_len)) = plan.anchors.get(m.pattern().as_usize()) else {
+            continue;
+        };
+        let q = region_abs + m.start();
+        if len_abs < q + max_len + CONTEXT_MARGIN {
+            hold = hold.min((q + lit.len()).saturating_sub(*max_len + CONTEXT_MARGIN));
+        }
+    }
+    // A literal that may be starting in the last bytes.
+    let tail = text.as_bytes();
+    for (lit, max_len) in &plan.anchors {
+        let lb = lit.as_bytes();
+        for k in 1..lb.len().min(tail.len() + 1) {
+            if tail[tail.len() - k..].eq_ignore_ascii_case(&lb[..k]) {
+                let q = len_abs - k;
+                hold = hold.min((q + lb.len()).saturating_sub(*max_len + CONTEXT_MARGIN));
+            }
+        }
+    }
+    hold
+}
+
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    if i >= s.len() {
+        return s.len();
+    }
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}

@@ -68,7 +68,8 @@ def test_tool_use_streaming_input_json(claude):
     ) as stream:
         partials = [e.delta.partial_json for e in stream if e.type == "content_block_delta" and e.delta.type == "input_json_delta"]
         final = stream.get_final_message()
-    assert len(partials) > 1, "tool input arrives as several fragments"
+    # Guarded tool input is held until complete (shipped policies apply to it).
+    assert len(partials) >= 1
     assert json.loads("".join(partials))["location"] == "Lisbon"
     assert final.stop_reason == "tool_use"
     assert final.content[0].input == {"location": "Lisbon", "unit": "celsius"}
