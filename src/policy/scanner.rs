@@ -555,36 +555,49 @@ impl Scanner {
                 value_group,
             } = &rule.imp
             {
-                let emit = |s: usize, e: usize, out: &mut Vec<Match>| {
+                // A candidate the validator rejects must not hide a valid match that starts
+                // inside it (e.g. digits before an IBAN): then search again one character
+                // after the rejected candidate's start instead of after its end.
+                let accept = |s: usize, e: usize| -> Option<(usize, usize)> {
                     let span = match check {
                         Some(f) => f(text, s, e),
                         None => Some((s, e)),
                     };
-                    if let Some((s, e)) = span {
-                        if s < e
+                    span.filter(|&(s, e)| {
+                        s < e
                             && e <= text.len()
                             && text.is_char_boundary(s)
                             && text.is_char_boundary(e)
-                        {
-                            self.push(out, idx, s, e);
-                        }
-                    }
+                    })
                 };
-                match value_group {
-                    Some(g) => {
-                        // Find with the fast engines, then resolve the group only inside
-                        // each match (`captures_at` stops at that match's end).
-                        for m in re.find_iter(text) {
-                            if let Some(v) = re.captures_at(text, m.start()).and_then(|c| c.get(*g))
-                            {
-                                emit(v.start(), v.end(), &mut out);
-                            }
+                let mut at = 0;
+                while at <= text.len() {
+                    let Some(m) = re.find_at(text, at) else {
+                        break;
+                    };
+                    let span = match value_group {
+                        Some(g) => re
+                            .captures_at(text, m.start())
+                            .and_then(|c| c.get(*g))
+                            .and_then(|v| accept(v.start(), v.end())),
+                        None => accept(m.start(), m.end()),
+                    };
+                    match span {
+                        Some((s, e)) => {
+                            self.push(&mut out, idx, s, e);
+                            at = if m.end() > m.start() {
+                                m.end()
+                            } else {
+                                m.end() + 1
+                            };
+                        }
+                        None => {
+                            let next = text[m.start()..].chars().next().map_or(1, char::len_utf8);
+                            at = m.start() + next;
                         }
                     }
-                    None => {
-                        for m in re.find_iter(text) {
-                            emit(m.start(), m.end(), &mut out);
-                        }
+                    while at < text.len() && !text.is_char_boundary(at) {
+                        at += 1;
                     }
                 }
             }

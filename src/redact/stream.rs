@@ -690,3 +690,227 @@ fn floor_boundary(s: &str, mut i: usize) -> usize {
     }
     i
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::guard::{policy, Ctx};
+    use crate::sse::SseDecoder;
+
+    fn shipped() -> Arc<PolicySet> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        Arc::new(policy::load_dir(&dir, &|_| None).unwrap())
+    }
+
+    fn with_deny() -> Arc<PolicySet> {
+        let src = r#"
+[policy]
+id = "out"
+[[rules]]
+id = "codename"
+keywords = ["project bluebird"]
+direction = "response"
+action = "deny"
+[[rules]]
+id = "mail"
+detector = "email"
+action = "redact"
+"#;
+        Arc::new(
+            policy::compile_sources(&[(PathBuf::from("o.toml"), src.to_string())], &|_| None)
+                .unwrap(),
+        )
+    }
+
+    fn app(set: &PolicySet) -> Applicable {
+        set.applicable(&Ctx {
+            side: Side::Response,
+            route: "r",
+            model: Some("m"),
+        })
+    }
+
+    /// The non-streamed result for the same text.
+    fn whole(set: &PolicySet, text: &str) -> (String, bool) {
+        let a = app(set);
+        let mut out = Outcome::default();
+        let mut r = Redactor::new();
+        let mut pass = Pass {
+            app: &a,
+            side: Side::Response,
+            redactor: &mut r,
+            out: &mut out,
+        };
+        let red = set.guard_text(text, Locations::ASSISTANT, &|| "x".into(), &mut pass);
+        (red.unwrap_or_else(|| text.to_string()), out.deny.is_some())
+    }
+
+    /// An OpenAI chat SSE stream carrying `text` in deltas cut at `cuts` (char-boundary sizes).
+    fn chat_stream(text: &str, sizes: &[usize]) -> Vec<u8> {
+        let mut out = String::new();
+        let mut rest = text;
+        let mut i = 0;
+        while !rest.is_empty() {
+            let mut n = sizes
+                .get(i % sizes.len().max(1))
+                .copied()
+                .unwrap_or(4)
+                .max(1)
+                .min(rest.len());
+            while !rest.is_char_boundary(n) {
+                n += 1;
+            }
+            let (piece, tail) = rest.split_at(n);
+            rest = tail;
+            i += 1;
+            let v = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]});
+            out.push_str(&format!("data: {v}\n\n"));
+        }
+        let end = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+        out.push_str(&format!("data: {end}\n\ndata: [DONE]\n\n"));
+        out.into_bytes()
+    }
+
+    /// Run bytes through a guard in pieces of the given sizes; returns (assembled content,
+    /// finish reasons, saw [DONE]).
+    fn run(set: Arc<PolicySet>, bytes: &[u8], feed: &[usize]) -> (String, Vec<String>, bool) {
+        let a = app(&set);
+        let mut g = StreamGuard::new(set, a, ApiFormat::OpenAiChat, Redactor::new());
+        let mut outb: Vec<u8> = Vec::new();
+        let mut at = 0;
+        let mut i = 0;
+        while at < bytes.len() {
+            let n = feed
+                .get(i % feed.len().max(1))
+                .copied()
+                .unwrap_or(7)
+                .max(1)
+                .min(bytes.len() - at);
+            for b in g.push(&bytes[at..at + n]) {
+                outb.extend_from_slice(&b);
+            }
+            at += n;
+            i += 1;
+        }
+        for b in g.finish() {
+            outb.extend_from_slice(&b);
+        }
+        let mut dec = SseDecoder::new();
+        let mut frames = dec.feed_vec(&outb).unwrap();
+        frames.extend(dec.finish());
+        let mut content = String::new();
+        let mut finishes = Vec::new();
+        let mut done = false;
+        for f in frames {
+            let SseFrame::Event(e) = f else { continue };
+            if e.data == "[DONE]" {
+                done = true;
+                continue;
+            }
+            let v: Value = serde_json::from_str(&e.data).unwrap();
+            for c in v["choices"].as_array().unwrap() {
+                if let Some(t) = c["delta"]["content"].as_str() {
+                    content.push_str(t);
+                }
+                if let Some(r) = c["finish_reason"].as_str() {
+                    finishes.push(r.to_string());
+                }
+            }
+        }
+        (content, finishes, done)
+    }
+
+    const PIECES: &[&str] = &[
+        "hello",
+        "the",
+        "report",
+        "is",
+        "ready.",
+        "Call",
+        "me",
+        "at",
+        "+1 (415) 555-0132",
+        "jane.doe@example.com",
+        "card",
+        "4111 1111 1111 1111",
+        "SSN",
+        "536-22-4876",
+        "IBAN",
+        "GB82 WEST 1234 5698 7654 32",
+        "token",
+        "ghp_R8x2LqT7vN4mK9pW3zY6bH1cJ5dF0gS2aE7u",
+        "ip",
+        "10.20.30.40",
+        "ümlaut",
+        "日本語",
+        "email:",
+        "a@b.io",
+        "\n",
+    ];
+
+    fn text_strategy() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(PIECES), 1..40).prop_map(|v| v.join(" "))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn any_split_streams_like_the_whole_text(
+            text in text_strategy(),
+            sizes in prop::collection::vec(1usize..16, 1..8),
+            feed in prop::collection::vec(1usize..40, 1..8),
+        ) {
+            let set = shipped();
+            let (expected, _) = whole(&set, &text);
+            let (content, finishes, done) = run(set, &chat_stream(&text, &sizes), &feed);
+            prop_assert_eq!(&content, &expected);
+            prop_assert_eq!(finishes, vec!["stop".to_string()]);
+            prop_assert!(done);
+        }
+
+        #[test]
+        fn deny_mid_stream_never_leaks_and_ends_cleanly(
+            before in text_strategy(),
+            after in text_strategy(),
+            sizes in prop::collection::vec(1usize..16, 1..8),
+        ) {
+            let set = with_deny();
+            let text = format!("{before} Project Bluebird {after}");
+            let (content, finishes, done) = run(set, &chat_stream(&text, &sizes), &[5, 11, 3]);
+            prop_assert!(!content.to_lowercase().contains("bluebird"), "{}", content);
+            prop_assert!(!content.contains('@') || content.contains("[EMAIL_"), "{}", content);
+            prop_assert_eq!(finishes, vec!["content_filter".to_string()]);
+            prop_assert!(done);
+            prop_assert!(text.starts_with(&content[..0]));
+        }
+    }
+
+    #[test]
+    fn redacting_twice_changes_nothing() {
+        let set = shipped();
+        let text = PIECES.join(" ");
+        let (once, _) = whole(&set, &text);
+        let (twice, _) = whole(&set, &once);
+        assert_eq!(once, twice);
+        assert!(!once.contains("jane.doe@example.com"));
+    }
+
+    #[test]
+    fn clean_text_streams_before_the_end() {
+        let set = shipped();
+        let text = "plain words without anything sensitive in them at all, ".repeat(20);
+        let a = app(&set);
+        let mut g = StreamGuard::new(set, a, ApiFormat::OpenAiChat, Redactor::new());
+        let bytes = chat_stream(&text, &[8]);
+        let half = bytes.len() / 2;
+        let early: usize = g.push(&bytes[..half]).iter().map(|b| b.len()).sum();
+        assert!(early > half / 2, "held back too much: {early} of {half}");
+    }
+}
