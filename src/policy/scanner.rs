@@ -556,8 +556,9 @@ impl Scanner {
             } = &rule.imp
             {
                 // A candidate the validator rejects must not hide a valid match that starts
-                // inside it (e.g. digits before an IBAN): then search again one character
-                // after the rejected candidate's start instead of after its end.
+                // at a word inside it (digits before an IBAN's country code): search again
+                // from the next letter-initial word in the rejected span. Digit runs are not
+                // re-split, so a rejected number never yields a sub-number match.
                 let accept = |s: usize, e: usize| -> Option<(usize, usize)> {
                     let span = match check {
                         Some(f) => f(text, s, e),
@@ -592,8 +593,8 @@ impl Scanner {
                             };
                         }
                         None => {
-                            let next = text[m.start()..].chars().next().map_or(1, char::len_utf8);
-                            at = m.start() + next;
+                            at = next_letter_word(text, m.start(), m.end())
+                                .unwrap_or(m.end().max(m.start() + 1));
                         }
                     }
                     while at < text.len() && !text.is_char_boundary(at) {
@@ -683,6 +684,19 @@ fn first_bytes(hir: &regex_syntax::hir::Hir) -> Option<Vec<u8>> {
     out.sort_unstable();
     out.dedup();
     Some(out)
+}
+
+/// Start of the first word inside `text[start+1..end]` that begins with an ASCII letter
+/// and follows a non-alphanumeric character.
+fn next_letter_word(text: &str, start: usize, end: usize) -> Option<usize> {
+    let mut prev_alnum = true;
+    for (i, c) in text.get(start..end)?.char_indices() {
+        if i > 0 && !prev_alnum && c.is_ascii_alphabetic() {
+            return Some(start + i);
+        }
+        prev_alnum = c.is_alphanumeric();
+    }
+    None
 }
 
 fn is_word_char(c: char) -> bool {
