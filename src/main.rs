@@ -39,6 +39,27 @@ enum Command {
         /// The key; read from stdin when omitted.
         key: Option<String>,
     },
+    /// Scan text from stdin with a policy directory: print matches (rule, offsets) and the
+    /// redacted text.
+    Scan {
+        /// Policy directory.
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        /// Evaluate the rules of this side.
+        #[arg(long, default_value = "request", value_parser = ["request", "response"])]
+        direction: String,
+        /// Route id for rule selectors.
+        #[arg(long, default_value = "*")]
+        route: String,
+        /// Model for rule selectors.
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Score the built-in detectors on a labeled data set (e.g. ../shared/eval).
+    Eval {
+        /// Directory with pii/, secrets/, injection/.
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,7 +68,82 @@ fn main() -> ExitCode {
         Command::Serve => serve(cli.config),
         Command::Validate => validate(cli.config),
         Command::HashKey { key } => hash_key(key),
+        Command::Scan {
+            policies,
+            direction,
+            route,
+            model,
+        } => scan(&policies, &direction, &route, model.as_deref()),
+        Command::Eval { dir } => match parapet::eval::run(&dir) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
+}
+
+fn scan(dir: &std::path::Path, direction: &str, route: &str, model: Option<&str>) -> ExitCode {
+    use parapet::guard::{Ctx, Locations, Outcome, Pass, Side};
+    let set = match parapet::guard::policy::load_dir(dir, &|v| std::env::var(v).ok()) {
+        Ok(s) => s,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut text = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+        eprintln!("error: cannot read stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let side = if direction == "response" {
+        Side::Response
+    } else {
+        Side::Request
+    };
+    let app = set.applicable(&Ctx { side, route, model });
+    let loc = if side == Side::Response {
+        Locations::ASSISTANT
+    } else {
+        Locations::USER
+    };
+    let mut out = Outcome::default();
+    let mut redactor = parapet::redact::Redactor::new();
+    let mut pass = Pass {
+        app: &app,
+        side,
+        redactor: &mut redactor,
+        out: &mut out,
+    };
+    let redacted = set.guard_text(&text, loc, &|| "stdin".into(), &mut pass);
+    for v in &out.violations {
+        println!(
+            "match\t{}\t{}\t{}..{}\taction={}\tseverity={}{}",
+            v.rule_id,
+            v.kind,
+            v.start,
+            v.end,
+            v.action,
+            v.severity,
+            if v.enforced { "" } else { "\tmonitor" }
+        );
+    }
+    if let Some((status, rules)) = &out.deny {
+        let ids: Vec<&str> = rules.iter().map(|r| &**r).collect();
+        println!("decision\tdeny\tstatus={status}\trules={}", ids.join(","));
+    } else {
+        println!("decision\tallow");
+    }
+    println!("---");
+    print!("{}", redacted.as_deref().unwrap_or(&text));
+    ExitCode::SUCCESS
 }
 
 fn validate(path: PathBuf) -> ExitCode {
