@@ -1,0 +1,134 @@
+//! Guardrails on the proxy path with the shipped policies: request redaction reaches the
+//! provider redacted; secrets are denied before the provider; streamed answers never carry a
+//! value split across chunks; deny mid-stream ends the stream cleanly.
+
+mod common;
+
+use common::*;
+use parapet::mock::{MockConfig, MockUpstream};
+use serde_json::json;
+
+fn guarded(upstream: &str, policies: &str) -> String {
+    format!(
+        "{}\n[policies]\ndir = \"{policies}\"\nwatch = false\n",
+        passthrough_config(upstream, "", "")
+    )
+}
+
+#[tokio::test]
+async fn request_pii_is_redacted_before_the_provider() {
+    let m = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let p = start(&guarded(&m.url(), &shipped_policies())).await;
+    let body = json!({"model": "gpt-4o", "messages": [
+        {"role": "user", "content": "I am jane.doe@example.com"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+            "function": {"name": "crm", "arguments": "{\"email\":\"jane.doe@example.com\"}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "phone (415) 555-0132"},
+        {"role": "user", "content": "thanks"}]});
+    let r = post(&format!("http://{}/v1/chat/completions", p.data_addr), &[], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = m.requests().pop().unwrap();
+    let sent = String::from_utf8_lossy(&seen.body).into_owned();
+    assert!(!sent.contains("jane.doe@example.com"), "{sent}");
+    assert!(!sent.contains("555-0132"), "{sent}");
+    let j = seen.json().unwrap();
+    let args: serde_json::Value =
+        serde_json::from_str(j["messages"][1]["tool_calls"][0]["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args["email"], "[EMAIL_1]");
+    assert_eq!(j["messages"][0]["content"], "I am [EMAIL_1]");
+    p.shutdown().await;
+}
+
+#[tokio::test]
+async fn secrets_are_denied_before_the_provider_without_echo() {
+    let m = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let p = start(&guarded(&m.url(), &shipped_policies())).await;
+    let key = "ghp_R8x2LqT7vN4mK9pW3zY6bH1cJ5dF0gS2aE7u";
+    for (path, shape_anthropic) in [("/v1/chat/completions", false), ("/v1/messages", true)] {
+        let body = json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": format!("deploy with {key}")}]});
+        let r = post(&format!("http://{}{path}", p.data_addr), &[], &body).await;
+        assert_eq!(r.status, 400);
+        assert!(!r.text().contains(key));
+        assert!(r.text().contains("secrets/deny-in-request"), "{}", r.text());
+        if shape_anthropic {
+            assert_eq!(r.json()["type"], "error");
+        } else {
+            assert_eq!(r.json()["error"]["code"], "policy_violation");
+        }
+    }
+    assert!(m.requests().is_empty(), "a denied request reached the provider");
+    p.shutdown().await;
+}
+
+#[tokio::test]
+async fn streamed_pii_split_across_chunks_never_reaches_the_client() {
+    let m = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let p = start(&guarded(&m.url(), &shipped_policies())).await;
+    let reply = "Sure. Her address is maria.rossi@example.org and her card 4111 1111 1111 1111, bye.";
+    for (path, body) in [
+        ("/v1/chat/completions", json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]})),
+        ("/v1/messages", json!({"model": "m", "stream": true, "max_tokens": 100, "messages": [{"role": "user", "content": "x"}]})),
+        ("/v1/responses", json!({"model": "m", "stream": true, "input": "x"})),
+    ] {
+        for chunk in ["1", "3", "7"] {
+            let s = post_streamed(
+                &format!("http://{}{path}", p.data_addr),
+                &[("x-mock-reply", reply), ("x-mock-chunk-size", chunk)],
+                &body,
+            )
+            .await;
+            assert_eq!(s.status, 200);
+            let text = String::from_utf8_lossy(&s.body()).into_owned();
+            assert!(!text.contains("maria.rossi"), "{path} chunk {chunk}: {text}");
+            assert!(!text.contains("1111 1111 1111"), "{path} chunk {chunk}: {text}");
+            assert!(text.contains("[EMAIL_1]"), "{path} chunk {chunk}: {text}");
+        }
+    }
+    p.shutdown().await;
+}
+
+#[tokio::test]
+async fn deny_mid_stream_ends_cleanly_in_each_format() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("out.toml"),
+        "[policy]\nid = \"out\"\n[[rules]]\nid = \"codename\"\nkeywords = [\"project bluebird\"]\ndirection = \"response\"\naction = \"deny\"\n",
+    )
+    .unwrap();
+    let m = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let p = start(&guarded(&m.url(), &dir.path().display().to_string())).await;
+    let reply = "The plan is called Project Bluebird and it launches soon.";
+    let cases = [
+        ("/v1/chat/completions", json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]}), "\"finish_reason\":\"content_filter\""),
+        ("/v1/messages", json!({"model": "m", "stream": true, "max_tokens": 100, "messages": [{"role": "user", "content": "x"}]}), "\"stop_reason\":\"refusal\""),
+        ("/v1/responses", json!({"model": "m", "stream": true, "input": "x"}), "response.incomplete"),
+    ];
+    for (path, body, marker) in cases {
+        let s = post_streamed(
+            &format!("http://{}{path}", p.data_addr),
+            &[("x-mock-reply", reply), ("x-mock-chunk-size", "2")],
+            &body,
+        )
+        .await;
+        let text = String::from_utf8_lossy(&s.body()).into_owned();
+        assert!(!text.to_lowercase().contains("bluebird"), "{path}: {text}");
+        assert!(text.contains(marker), "{path}: {text}");
+        if path == "/v1/chat/completions" {
+            assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+        }
+        if path == "/v1/messages" {
+            assert!(text.contains("message_stop"), "{text}");
+        }
+    }
+    // Non-streamed: the answer is replaced by a provider-shaped error naming the rule.
+    let r = post(
+        &format!("http://{}/v1/chat/completions", p.data_addr),
+        &[("x-mock-reply", reply)],
+        &json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("out/codename"));
+    assert!(!r.text().to_lowercase().contains("bluebird"));
+    p.shutdown().await;
+}
