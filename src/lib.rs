@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod eval;
 pub mod guard;
+pub mod metrics;
 pub mod mock;
 pub mod policy;
 pub mod provider;
