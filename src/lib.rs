@@ -17,6 +17,7 @@ pub mod policy;
 pub mod provider;
 pub mod proxy;
 pub mod redact;
+pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod sse;
@@ -58,6 +59,7 @@ pub struct Server {
     admin_stop: CancellationToken,
     data_task: JoinHandle<()>,
     admin_task: JoinHandle<()>,
+    reload_task: JoinHandle<()>,
 }
 
 impl Server {
@@ -114,6 +116,8 @@ impl Server {
             admin_stop.clone(),
             std::time::Duration::from_millis(100),
         ));
+        // Policy reloads (watcher, poller, SIGHUP) stop with the data plane.
+        let reload_task = reload::spawn(state.clone(), stop.clone());
         state.set_ready(true);
         tracing::info!(%data_addr, %admin_addr, tls = config.server.tls.is_some(), "parapet listening");
         Ok(Server {
@@ -124,6 +128,7 @@ impl Server {
             admin_stop,
             data_task,
             admin_task,
+            reload_task,
         })
     }
 
@@ -137,6 +142,7 @@ impl Server {
     pub async fn shutdown(self) {
         self.state.set_ready(false);
         self.stop.cancel();
+        let _ = self.reload_task.await;
         let _ = self.data_task.await;
         self.admin_stop.cancel();
         let _ = self.admin_task.await;
