@@ -65,12 +65,15 @@ pub struct Server {
 impl Server {
     /// Bind both listeners and start serving `config`.
     pub async fn start(config: Config) -> Result<Server, StartError> {
+        // Taken before the load: the reload poller compares with it (changes racing start).
+        let policy_fingerprint = reload::fingerprint(&config.policies.dir);
         let policies = guard::policy::load_dir(&config.policies.dir, &|v| std::env::var(v).ok())
             .map_err(|errors| StartError::Policies(config::ConfigErrors(errors)))?;
         let config = Arc::new(config);
         let runtime =
             Runtime::new(config.clone(), Arc::new(policies)).map_err(StartError::Setup)?;
         let state = Arc::new(State::new(runtime));
+        state.reloads.set_fingerprint(policy_fingerprint);
         let tls = match &config.server.tls {
             Some(files) => {
                 let cfg = server::load_tls_config(files).map_err(StartError::Setup)?;

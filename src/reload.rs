@@ -128,6 +128,11 @@ impl Reloads {
         lock(&self.status).clone()
     }
 
+    /// Record the fingerprint the active policies were loaded from (taken before the load).
+    pub fn set_fingerprint(&self, fp: Fingerprint) {
+        *lock(&self.fingerprint) = Some(fp);
+    }
+
     fn record(&self, trigger: Trigger, outcome: &Outcome, fp: Option<Fingerprint>) {
         let now = SystemTime::now();
         let mut s = lock(&self.status);
@@ -264,26 +269,29 @@ fn inode(_: &std::fs::Metadata) -> u64 {
 }
 
 /// Start the background reload task (watcher, poller, SIGHUP); it ends when `stop` is
-/// cancelled. Must be called inside the tokio runtime. The SIGHUP handler is installed
-/// before this returns.
+/// cancelled. Must be called inside the tokio runtime. The SIGHUP handler and the directory
+/// watch are in place when this returns, so later changes are seen; a change between the
+/// initial load and this call is caught by the poller, which compares with the fingerprint
+/// recorded by [`Reloads::set_fingerprint`] before the initial load.
 pub fn spawn(state: Arc<State>, stop: CancellationToken) -> JoinHandle<()> {
     let hup = Hangup::install();
-    tokio::spawn(run(state, stop, hup))
+    let cfg = state.snapshot().config.policies.clone();
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let watcher = cfg
+        .watch
+        .then(|| DirWatcher::start(&cfg.dir, changed.clone()));
+    tokio::spawn(run(state, stop, hup, watcher, changed))
 }
 
-async fn run(state: Arc<State>, stop: CancellationToken, mut hup: Hangup) {
+async fn run(
+    state: Arc<State>,
+    stop: CancellationToken,
+    mut hup: Hangup,
+    mut watcher: Option<DirWatcher>,
+    changed: Arc<tokio::sync::Notify>,
+) {
     let cfg = state.snapshot().config.policies.clone();
     let dir = cfg.dir.clone();
-    if lock(&state.reloads.fingerprint).is_none() {
-        let baseline = blocking_fingerprint(&dir).await;
-        *lock(&state.reloads.fingerprint) = Some(baseline);
-    }
-    let changed = Arc::new(tokio::sync::Notify::new());
-    let mut watcher = if cfg.watch {
-        Some(DirWatcher::start(&dir, changed.clone()))
-    } else {
-        None
-    };
     let mut poll = tokio::time::interval_at(Instant::now() + cfg.poll_interval, cfg.poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
