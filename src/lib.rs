@@ -11,11 +11,13 @@ pub mod config;
 pub mod error;
 pub mod eval;
 pub mod guard;
+pub mod metrics;
 pub mod mock;
 pub mod policy;
 pub mod provider;
 pub mod proxy;
 pub mod redact;
+pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod sse;
@@ -57,17 +59,21 @@ pub struct Server {
     admin_stop: CancellationToken,
     data_task: JoinHandle<()>,
     admin_task: JoinHandle<()>,
+    reload_task: JoinHandle<()>,
 }
 
 impl Server {
     /// Bind both listeners and start serving `config`.
     pub async fn start(config: Config) -> Result<Server, StartError> {
+        // Taken before the load: the reload poller compares with it (changes racing start).
+        let policy_fingerprint = reload::fingerprint(&config.policies.dir);
         let policies = guard::policy::load_dir(&config.policies.dir, &|v| std::env::var(v).ok())
             .map_err(|errors| StartError::Policies(config::ConfigErrors(errors)))?;
         let config = Arc::new(config);
         let runtime =
             Runtime::new(config.clone(), Arc::new(policies)).map_err(StartError::Setup)?;
         let state = Arc::new(State::new(runtime));
+        state.reloads.set_fingerprint(policy_fingerprint);
         let tls = match &config.server.tls {
             Some(files) => {
                 let cfg = server::load_tls_config(files).map_err(StartError::Setup)?;
@@ -113,6 +119,8 @@ impl Server {
             admin_stop.clone(),
             std::time::Duration::from_millis(100),
         ));
+        // Policy reloads (watcher, poller, SIGHUP) stop with the data plane.
+        let reload_task = reload::spawn(state.clone(), stop.clone());
         state.set_ready(true);
         tracing::info!(%data_addr, %admin_addr, tls = config.server.tls.is_some(), "parapet listening");
         Ok(Server {
@@ -123,6 +131,7 @@ impl Server {
             admin_stop,
             data_task,
             admin_task,
+            reload_task,
         })
     }
 
@@ -136,6 +145,7 @@ impl Server {
     pub async fn shutdown(self) {
         self.state.set_ready(false);
         self.stop.cancel();
+        let _ = self.reload_task.await;
         let _ = self.data_task.await;
         self.admin_stop.cancel();
         let _ = self.admin_task.await;

@@ -3,11 +3,13 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
 use crate::config::Config;
 use crate::guard::PolicySet;
+use crate::reload::Reloads;
 use crate::upstream::Upstreams;
 
 /// Everything derived from one configuration and one policy set. A request keeps the
@@ -40,19 +42,30 @@ impl Runtime {
     }
 }
 
-/// Shared process state: the current snapshot and readiness.
+/// Shared process state: the current snapshot, readiness, and policy reload bookkeeping.
 pub struct State {
     current: ArcSwap<Runtime>,
     ready: AtomicBool,
+    started: Instant,
+    /// Serializes policy reloads and remembers the last one (`reload`).
+    pub reloads: Reloads,
 }
 
 impl State {
     /// State serving `runtime`, not yet ready.
     pub fn new(runtime: Runtime) -> State {
+        crate::metrics::set_policy_rules(runtime.policies.rules().len());
         State {
             current: ArcSwap::from_pointee(runtime),
             ready: AtomicBool::new(false),
+            started: Instant::now(),
+            reloads: Reloads::default(),
         }
+    }
+
+    /// Time since this state was created (process start for the binary).
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// The current snapshot (load once per request).

@@ -1,12 +1,20 @@
-//! The admin listener's service: `/healthz` (process alive) and `/readyz` (accepting traffic).
+//! The admin listener's service: `/healthz` (process alive), `/readyz` (accepting traffic),
+//! `/metrics` (Prometheus text), `GET /admin/status` (build, uptime, active policy
+//! snapshot, last reload) and `POST /admin/reload` (synchronous policy reload).
+//!
+//! The admin listener has no authentication: bind it to a private address.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use serde_json::{json, Value};
 
 use crate::body::{full, ProxyBody};
+use crate::config::ConfigError;
+use crate::metrics::{self, METRICS};
+use crate::reload::{self, Outcome, Trigger};
 use crate::runtime::State;
 
 /// Handle one admin request.
@@ -20,9 +28,19 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
                 json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"not_ready"}"#)
             }
         }
-        (_, "/healthz" | "/readyz") => json(
+        (&Method::GET, "/metrics") => prometheus_text(),
+        (&Method::GET, "/admin/status") => json_value(StatusCode::OK, &status(&state)),
+        (&Method::POST, "/admin/reload") => {
+            let (code, body) = reload_answer(reload::reload(&state, Trigger::Admin).await);
+            json_value(code, &body)
+        }
+        (_, "/healthz" | "/readyz" | "/metrics" | "/admin/status") => json(
             StatusCode::METHOD_NOT_ALLOWED,
             r#"{"error":{"code":"method_not_allowed","message":"use GET"}}"#,
+        ),
+        (_, "/admin/reload") => json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            r#"{"error":{"code":"method_not_allowed","message":"use POST"}}"#,
         ),
         _ => json(
             StatusCode::NOT_FOUND,
@@ -31,8 +49,109 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
     }
 }
 
+/// The `/admin/status` document.
+pub fn status(state: &State) -> Value {
+    let rt = state.snapshot();
+    let reloads = state.reloads.status();
+    let files: Vec<String> = rt
+        .policies
+        .files()
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    let last_reload = reloads.last.map(|l| {
+        json!({
+            "result": l.result,
+            "trigger": l.trigger.as_str(),
+            "at": reload::rfc3339(l.at),
+            "at_unix": reload::unix_seconds(l.at),
+            "errors": errors_json(&l.errors),
+        })
+    });
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": state.uptime().as_secs(),
+        "ready": state.is_ready(),
+        "policies": {
+            "version": rt.policies.version(),
+            "dir": rt.config.policies.dir.display().to_string(),
+            "watch": rt.config.policies.watch,
+            "files": files,
+            "rules": rt.policies.rules().len(),
+            "loaded_at": reload::rfc3339(reloads.loaded_at),
+            "loaded_at_unix": reload::unix_seconds(reloads.loaded_at),
+            "last_reload": last_reload,
+        },
+        "config": {
+            "source": rt.config.source.display().to_string(),
+            "routes": rt.config.routes.len(),
+            "endpoints": rt.config.endpoints.len(),
+        },
+    })
+}
+
+/// Status and body answering `POST /admin/reload`.
+pub fn reload_answer(outcome: Outcome) -> (StatusCode, Value) {
+    match outcome {
+        Outcome::Swapped { version, previous } => (
+            StatusCode::OK,
+            json!({"result": "ok", "changed": true, "version": version, "previous_version": previous}),
+        ),
+        Outcome::Unchanged { version } => (
+            StatusCode::OK,
+            json!({"result": "ok", "changed": false, "version": version}),
+        ),
+        Outcome::Rejected {
+            errors,
+            active_version,
+        } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({
+                "result": "error",
+                "errors": errors_json(&errors),
+                "active_version": active_version,
+            }),
+        ),
+    }
+}
+
+fn errors_json(errors: &[ConfigError]) -> Value {
+    errors
+        .iter()
+        .map(|e| json!({"file": e.file, "field": e.field, "message": e.message}))
+        .collect()
+}
+
+fn prometheus_text() -> Response<ProxyBody> {
+    match METRICS.render() {
+        Ok(text) => {
+            let mut resp = Response::new(full(text));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(metrics::TEXT_CONTENT_TYPE),
+            );
+            resp
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode metrics");
+            json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                r#"{"error":{"code":"metrics_unavailable","message":"cannot encode metrics"}}"#,
+            )
+        }
+    }
+}
+
+fn json_value(status: StatusCode, body: &Value) -> Response<ProxyBody> {
+    with_json(status, Bytes::from(body.to_string()))
+}
+
 fn json(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
-    let mut resp = Response::new(full(Bytes::from_static(body.as_bytes())));
+    with_json(status, Bytes::from_static(body.as_bytes()))
+}
+
+fn with_json(status: StatusCode, body: Bytes) -> Response<ProxyBody> {
+    let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,0 +1,380 @@
+//! Prometheus metrics: every metric name (one place), the process-wide registry `METRICS`
+//! with typed handles, the small recording helpers the data plane calls, and the text
+//! exposition served on the admin listener's `/metrics`.
+//!
+//! Names follow `parapet_<name>_<unit>[_total]`. Label values are bounded: `route` and
+//! `endpoint` are configuration ids, `rule` is a policy rule id, `side` is
+//! `request`/`response`, `action` is a policy action, `status_class` is one of
+//! [`STATUS_CLASSES`], `result` one of [`RELOAD_RESULTS`]. Never pass request data
+//! (paths, models, keys, matched text) as a label value.
+//!
+//! The registry is process-wide (like the Prometheus default registry): several `Server`s
+//! in one process (tests) share it.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// `parapet_requests_total{route,endpoint,status_class}`: proxied calls by outcome.
+pub const REQUESTS_TOTAL: &str = "parapet_requests_total";
+/// `parapet_request_duration_seconds{route}`: whole call, request head to end of body.
+pub const REQUEST_DURATION_SECONDS: &str = "parapet_request_duration_seconds";
+/// `parapet_overhead_seconds{route}`: Parapet's own time (total minus upstream time).
+pub const OVERHEAD_SECONDS: &str = "parapet_overhead_seconds";
+/// `parapet_upstream_ttfb_seconds{endpoint}`: upstream request sent → response head.
+pub const UPSTREAM_TTFB_SECONDS: &str = "parapet_upstream_ttfb_seconds";
+/// `parapet_stream_ttft_seconds{route}`: request received → first streamed token relayed.
+pub const STREAM_TTFT_SECONDS: &str = "parapet_stream_ttft_seconds";
+/// `parapet_policy_eval_seconds{side}`: policy evaluation time per call side.
+pub const POLICY_EVAL_SECONDS: &str = "parapet_policy_eval_seconds";
+/// `parapet_violations_total{rule,action,side}`: rule matches.
+pub const VIOLATIONS_TOTAL: &str = "parapet_violations_total";
+/// `parapet_redactions_total{rule}`: values redacted.
+pub const REDACTIONS_TOTAL: &str = "parapet_redactions_total";
+/// `parapet_denied_total{side}`: calls refused by a policy.
+pub const DENIED_TOTAL: &str = "parapet_denied_total";
+/// `parapet_config_reloads_total{result}`: policy reload attempts by result.
+pub const CONFIG_RELOADS_TOTAL: &str = "parapet_config_reloads_total";
+/// `parapet_config_last_reload_successful`: 1 unless the last reload attempt was rejected.
+pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "parapet_config_last_reload_successful";
+/// `parapet_policy_rules`: compiled rules in the active policy snapshot.
+pub const POLICY_RULES: &str = "parapet_policy_rules";
+/// `parapet_build_info{version}`: always 1; the label carries the crate version.
+pub const BUILD_INFO: &str = "parapet_build_info";
+/// `parapet_inflight_requests`: calls whose response (stream included) has not ended.
+pub const INFLIGHT_REQUESTS: &str = "parapet_inflight_requests";
+
+/// Values of the `status_class` label.
+pub const STATUS_CLASSES: &[&str] = &["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
+/// Values of the `result` label of [`CONFIG_RELOADS_TOTAL`].
+pub const RELOAD_RESULTS: &[&str] = &["success", "unchanged", "error"];
+/// `route` label value for calls that matched no route.
+pub const NO_ROUTE: &str = "-";
+
+/// Buckets for Parapet's own time and policy evaluation: 50 µs … 1 s.
+pub const FAST_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0,
+];
+/// Buckets for end-to-end and upstream latencies: 1 ms … 60 s.
+pub const SLOW_BUCKETS: &[f64] = &[
+    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Typed handles into the registry.
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub overhead: HistogramVec,
+    pub upstream_ttfb: HistogramVec,
+    pub stream_ttft: HistogramVec,
+    pub policy_eval: HistogramVec,
+    pub violations: IntCounterVec,
+    pub redactions: IntCounterVec,
+    pub denied: IntCounterVec,
+    pub config_reloads: IntCounterVec,
+    pub config_last_reload_successful: IntGauge,
+    pub policy_rules: IntGauge,
+    pub build_info: IntGaugeVec,
+    pub inflight: IntGauge,
+}
+
+/// The process-wide metrics.
+// Every definition below is a constant; a failure is a programming error, caught by the
+// unit test that forces initialisation.
+#[allow(clippy::expect_used)]
+pub static METRICS: LazyLock<Metrics> =
+    LazyLock::new(|| Metrics::new().expect("metric definitions are valid"));
+
+impl Metrics {
+    /// A fresh registry with every Parapet metric registered (`METRICS` is the one in use).
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| -> prometheus::Result<_> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let histogram =
+            |name: &str, help: &str, label: &str, buckets: &[f64]| -> prometheus::Result<_> {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+                    &[label],
+                )?;
+                registry.register(Box::new(h.clone()))?;
+                Ok(h)
+            };
+        let gauge = |name: &str, help: &str| -> prometheus::Result<_> {
+            let g = IntGauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let m = Metrics {
+            requests: counter(
+                REQUESTS_TOTAL,
+                "Proxied calls by route, endpoint and status class.",
+                &["route", "endpoint", "status_class"],
+            )?,
+            request_duration: histogram(
+                REQUEST_DURATION_SECONDS,
+                "Whole call duration, request head to end of the response body.",
+                "route",
+                SLOW_BUCKETS,
+            )?,
+            overhead: histogram(
+                OVERHEAD_SECONDS,
+                "Time spent in Parapet itself (total minus upstream time).",
+                "route",
+                FAST_BUCKETS,
+            )?,
+            upstream_ttfb: histogram(
+                UPSTREAM_TTFB_SECONDS,
+                "Upstream request sent to upstream response head.",
+                "endpoint",
+                SLOW_BUCKETS,
+            )?,
+            stream_ttft: histogram(
+                STREAM_TTFT_SECONDS,
+                "Request received to first streamed token relayed to the client.",
+                "route",
+                SLOW_BUCKETS,
+            )?,
+            policy_eval: histogram(
+                POLICY_EVAL_SECONDS,
+                "Policy evaluation time per call side.",
+                "side",
+                FAST_BUCKETS,
+            )?,
+            violations: counter(
+                VIOLATIONS_TOTAL,
+                "Policy rule matches by rule, action and side.",
+                &["rule", "action", "side"],
+            )?,
+            redactions: counter(REDACTIONS_TOTAL, "Values redacted by rule.", &["rule"])?,
+            denied: counter(
+                DENIED_TOTAL,
+                "Calls refused by a policy, by side.",
+                &["side"],
+            )?,
+            config_reloads: counter(
+                CONFIG_RELOADS_TOTAL,
+                "Policy reload attempts by result (success, unchanged, error).",
+                &["result"],
+            )?,
+            config_last_reload_successful: gauge(
+                CONFIG_LAST_RELOAD_SUCCESSFUL,
+                "1 unless the last policy reload attempt was rejected.",
+            )?,
+            policy_rules: gauge(
+                POLICY_RULES,
+                "Compiled rules in the active policy snapshot.",
+            )?,
+            build_info: {
+                let g = IntGaugeVec::new(
+                    Opts::new(BUILD_INFO, "Always 1; the version label is the build."),
+                    &["version"],
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
+            inflight: gauge(
+                INFLIGHT_REQUESTS,
+                "Calls whose response (stream included) has not ended.",
+            )?,
+            registry,
+        };
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        m.config_last_reload_successful.set(1);
+        // Pre-create the bounded reload series so they read 0 before the first reload.
+        for r in RELOAD_RESULTS {
+            m.config_reloads.with_label_values(&[r]);
+        }
+        Ok(m)
+    }
+
+    /// The text exposition (Prometheus format 0.0.4).
+    pub fn render(&self) -> Result<Vec<u8>, prometheus::Error> {
+        let mut out = Vec::with_capacity(8 * 1024);
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        Ok(out)
+    }
+}
+
+/// `Content-Type` of [`Metrics::render`].
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The `status_class` label of a response status; `None` = no response (connection or
+/// protocol error, client gone).
+pub fn status_class(status: Option<u16>) -> &'static str {
+    match status {
+        Some(100..=199) => "1xx",
+        Some(200..=299) => "2xx",
+        Some(300..=399) => "3xx",
+        Some(400..=499) => "4xx",
+        Some(500..=599) => "5xx",
+        _ => "error",
+    }
+}
+
+/// A call ended: counts it and observes its total duration. Call once per call, when the
+/// response body (stream included) has ended or failed. `status` = `None` when no response
+/// status reached the client.
+pub fn request_finished(route: &str, endpoint: &str, status: Option<u16>, total: Duration) {
+    let m = &*METRICS;
+    m.requests
+        .with_label_values(&[route, endpoint, status_class(status)])
+        .inc();
+    m.request_duration
+        .with_label_values(&[route])
+        .observe(total.as_secs_f64());
+}
+
+/// Parapet's own time for a call: `total` minus the time spent waiting on the upstream
+/// (saturating at zero).
+pub fn overhead(route: &str, total: Duration, upstream: Duration) {
+    METRICS
+        .overhead
+        .with_label_values(&[route])
+        .observe(total.saturating_sub(upstream).as_secs_f64());
+}
+
+/// Upstream time to first byte (request sent → response head).
+pub fn upstream_ttfb(endpoint: &str, d: Duration) {
+    METRICS
+        .upstream_ttfb
+        .with_label_values(&[endpoint])
+        .observe(d.as_secs_f64());
+}
+
+/// Streamed call: request received → first token relayed to the client.
+pub fn stream_ttft(route: &str, d: Duration) {
+    METRICS
+        .stream_ttft
+        .with_label_values(&[route])
+        .observe(d.as_secs_f64());
+}
+
+/// Policy evaluation time of one side (`request` / `response`) of a call.
+pub fn policy_eval(side: &str, d: Duration) {
+    METRICS
+        .policy_eval
+        .with_label_values(&[side])
+        .observe(d.as_secs_f64());
+}
+
+/// A rule matched (`action` = deny/redact/alert/log, `side` = request/response).
+pub fn violation(rule: &str, action: &str, side: &str) {
+    METRICS
+        .violations
+        .with_label_values(&[rule, action, side])
+        .inc();
+}
+
+/// `n` values redacted by `rule`.
+pub fn redactions(rule: &str, n: u64) {
+    METRICS.redactions.with_label_values(&[rule]).inc_by(n);
+}
+
+/// A call was refused by a policy on `side`.
+pub fn denied(side: &str) {
+    METRICS.denied.with_label_values(&[side]).inc();
+}
+
+/// A policy reload attempt ended with `result` (one of [`RELOAD_RESULTS`]).
+pub fn config_reload(result: &str) {
+    let m = &*METRICS;
+    m.config_reloads.with_label_values(&[result]).inc();
+    m.config_last_reload_successful
+        .set(i64::from(result != "error"));
+}
+
+/// The active policy snapshot has `n` compiled rules.
+pub fn set_policy_rules(n: usize) {
+    METRICS
+        .policy_rules
+        .set(i64::try_from(n).unwrap_or(i64::MAX));
+}
+
+/// Counts one in-flight call until dropped: keep it alive with the response body so a
+/// stream counts until its last frame (or until the client goes away).
+#[must_use = "the call counts as in flight only while the guard lives"]
+pub struct Inflight(());
+
+/// Start counting a call as in flight.
+pub fn inflight() -> Inflight {
+    METRICS.inflight.inc();
+    Inflight(())
+}
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        METRICS.inflight.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_builds_and_renders_every_family() {
+        // Forces `METRICS`: a bad definition fails here, not in production.
+        set_policy_rules(3);
+        config_reload("success");
+        {
+            let _g = inflight();
+            assert!(METRICS.inflight.get() >= 1);
+        }
+        request_finished("r", "e", Some(204), Duration::from_millis(3));
+        overhead("r", Duration::from_millis(3), Duration::from_millis(5));
+        upstream_ttfb("e", Duration::from_millis(1));
+        stream_ttft("r", Duration::from_millis(1));
+        policy_eval("request", Duration::from_micros(80));
+        violation("p/kw", "deny", "request");
+        redactions("p/email", 2);
+        denied("request");
+        let text = String::from_utf8(METRICS.render().unwrap()).unwrap();
+        for name in [
+            REQUESTS_TOTAL,
+            REQUEST_DURATION_SECONDS,
+            OVERHEAD_SECONDS,
+            UPSTREAM_TTFB_SECONDS,
+            STREAM_TTFT_SECONDS,
+            POLICY_EVAL_SECONDS,
+            VIOLATIONS_TOTAL,
+            REDACTIONS_TOTAL,
+            DENIED_TOTAL,
+            CONFIG_RELOADS_TOTAL,
+            CONFIG_LAST_RELOAD_SUCCESSFUL,
+            POLICY_RULES,
+            BUILD_INFO,
+            INFLIGHT_REQUESTS,
+        ] {
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
+        }
+        assert!(
+            text.contains(r#"parapet_requests_total{endpoint="e",route="r",status_class="2xx"}"#)
+        );
+        assert!(text.contains("parapet_overhead_seconds_bucket{route=\"r\",le=\"0.00005\"} 1"));
+    }
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(status_class(Some(200)), "2xx");
+        assert_eq!(status_class(Some(429)), "4xx");
+        assert_eq!(status_class(Some(503)), "5xx");
+        assert_eq!(status_class(Some(101)), "1xx");
+        assert_eq!(status_class(None), "error");
+        assert_eq!(status_class(Some(42)), "error");
+        for s in [Some(100), Some(301), Some(404), Some(500), None] {
+            assert!(STATUS_CLASSES.contains(&status_class(s)));
+        }
+    }
+}
