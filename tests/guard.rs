@@ -25,15 +25,24 @@ async fn request_pii_is_redacted_before_the_provider() {
             "function": {"name": "crm", "arguments": "{\"email\":\"jane.doe@example.com\"}"}}]},
         {"role": "tool", "tool_call_id": "c1", "content": "phone (415) 555-0132"},
         {"role": "user", "content": "thanks"}]});
-    let r = post(&format!("http://{}/v1/chat/completions", p.data_addr), &[], &body).await;
+    let r = post(
+        &format!("http://{}/v1/chat/completions", p.data_addr),
+        &[],
+        &body,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let seen = m.requests().pop().unwrap();
     let sent = String::from_utf8_lossy(&seen.body).into_owned();
     assert!(!sent.contains("jane.doe@example.com"), "{sent}");
     assert!(!sent.contains("555-0132"), "{sent}");
     let j = seen.json().unwrap();
-    let args: serde_json::Value =
-        serde_json::from_str(j["messages"][1]["tool_calls"][0]["function"]["arguments"].as_str().unwrap()).unwrap();
+    let args: serde_json::Value = serde_json::from_str(
+        j["messages"][1]["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(args["email"], "[EMAIL_1]");
     assert_eq!(j["messages"][0]["content"], "I am [EMAIL_1]");
     p.shutdown().await;
@@ -56,7 +65,10 @@ async fn secrets_are_denied_before_the_provider_without_echo() {
             assert_eq!(r.json()["error"]["code"], "policy_violation");
         }
     }
-    assert!(m.requests().is_empty(), "a denied request reached the provider");
+    assert!(
+        m.requests().is_empty(),
+        "a denied request reached the provider"
+    );
     p.shutdown().await;
 }
 
@@ -64,11 +76,21 @@ async fn secrets_are_denied_before_the_provider_without_echo() {
 async fn streamed_pii_split_across_chunks_never_reaches_the_client() {
     let m = MockUpstream::start(MockConfig::default()).await.unwrap();
     let p = start(&guarded(&m.url(), &shipped_policies())).await;
-    let reply = "Sure. Her address is maria.rossi@example.org and her card 4111 1111 1111 1111, bye.";
+    let reply =
+        "Sure. Her address is maria.rossi@example.org and her card 4111 1111 1111 1111, bye.";
     for (path, body) in [
-        ("/v1/chat/completions", json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]})),
-        ("/v1/messages", json!({"model": "m", "stream": true, "max_tokens": 100, "messages": [{"role": "user", "content": "x"}]})),
-        ("/v1/responses", json!({"model": "m", "stream": true, "input": "x"})),
+        (
+            "/v1/chat/completions",
+            json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "m", "stream": true, "max_tokens": 100, "messages": [{"role": "user", "content": "x"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "m", "stream": true, "input": "x"}),
+        ),
     ] {
         for chunk in ["1", "3", "7"] {
             let s = post_streamed(
@@ -79,8 +101,14 @@ async fn streamed_pii_split_across_chunks_never_reaches_the_client() {
             .await;
             assert_eq!(s.status, 200);
             let text = String::from_utf8_lossy(&s.body()).into_owned();
-            assert!(!text.contains("maria.rossi"), "{path} chunk {chunk}: {text}");
-            assert!(!text.contains("1111 1111 1111"), "{path} chunk {chunk}: {text}");
+            assert!(
+                !text.contains("maria.rossi"),
+                "{path} chunk {chunk}: {text}"
+            );
+            assert!(
+                !text.contains("1111 1111 1111"),
+                "{path} chunk {chunk}: {text}"
+            );
             assert!(text.contains("[EMAIL_1]"), "{path} chunk {chunk}: {text}");
         }
     }
@@ -99,9 +127,21 @@ async fn deny_mid_stream_ends_cleanly_in_each_format() {
     let p = start(&guarded(&m.url(), &dir.path().display().to_string())).await;
     let reply = "The plan is called Project Bluebird and it launches soon.";
     let cases = [
-        ("/v1/chat/completions", json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]}), "\"finish_reason\":\"content_filter\""),
-        ("/v1/messages", json!({"model": "m", "stream": true, "max_tokens": 100, "messages": [{"role": "user", "content": "x"}]}), "\"stop_reason\":\"refusal\""),
-        ("/v1/responses", json!({"model": "m", "stream": true, "input": "x"}), "response.incomplete"),
+        (
+            "/v1/chat/completions",
+            json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+            "\"finish_reason\":\"content_filter\"",
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "m", "stream": true, "max_tokens": 100, "messages": [{"role": "user", "content": "x"}]}),
+            "\"stop_reason\":\"refusal\"",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "m", "stream": true, "input": "x"}),
+            "response.incomplete",
+        ),
     ];
     for (path, body, marker) in cases {
         let s = post_streamed(
