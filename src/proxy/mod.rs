@@ -184,6 +184,7 @@ fn guard_request(
         .map_err(|e| ProxyError::InvalidRequest(e.to_string()))?;
     log_violations(call, &outcome.violations);
     if let Some((status, rules)) = outcome.deny {
+        crate::metrics::denied("request");
         return Err(ProxyError::PolicyDenied {
             status,
             rules: rules.iter().map(|r| r.to_string()).collect(),
@@ -225,10 +226,9 @@ async fn guard_response(
         let guard = StreamGuard::new(policies, app, fmt, redactor);
         let request_id = call.request_id.clone();
         let on_end: crate::body::OnStreamEnd = Box::new(move |g: &StreamGuard| {
-            for v in &g.outcome().violations {
-                tracing::info!(request_id = ?request_id, rule = %v.rule_id, action = v.action, side = v.side, location = %v.location, start = v.start, end = v.end, enforced = v.enforced, "policy violation");
-            }
+            record_violations(&request_id, &g.outcome().violations);
             if let Some(d) = g.denied() {
+                crate::metrics::denied("response");
                 tracing::info!(request_id = ?request_id, rules = ?d.status_rules, "stream ended by policy");
             }
         });
@@ -252,6 +252,7 @@ async fn guard_response(
         .map_err(|_| ProxyError::Uninspectable("response does not match the API format"))?;
     log_violations(call, &outcome.violations);
     if let Some((status, rules)) = outcome.deny {
+        crate::metrics::denied("response");
         return Err(ProxyError::ResponseDenied {
             status,
             rules: rules.iter().map(|r| r.to_string()).collect(),
@@ -268,10 +269,19 @@ async fn guard_response(
     Ok(Response::from_parts(head, crate::body::full(body)))
 }
 
+/// Log and count violations (rule ids, offsets, locations — never values).
 fn log_violations(call: &Call, violations: &[crate::guard::Violation]) {
+    record_violations(&call.request_id, violations);
+}
+
+fn record_violations(request_id: &HeaderValue, violations: &[crate::guard::Violation]) {
     for v in violations {
+        crate::metrics::violation(&v.rule_id, v.action, v.side);
+        if v.enforced && v.action == "redact" {
+            crate::metrics::redactions(&v.rule_id, 1);
+        }
         tracing::info!(
-            request_id = ?call.request_id,
+            request_id = ?request_id,
             rule = %v.rule_id,
             action = v.action,
             severity = v.severity,
