@@ -3,6 +3,7 @@
 #
 #   bash benches/load/run.sh [--quick] [--connections N] [--duration S] [--threads N]
 #                            [--latency-ms N] [--targets direct,parapet,nginx] [--no-build]
+# Env: PARAPET_BENCH_POLICIES=DIR runs Parapet with that policy directory (default: none).
 #
 # Builds release binaries, installs wrk and nginx with apt-get if they are missing, starts
 # parapet-mock (--no-record), Parapet (passthrough config) and nginx (proxy_pass with a
@@ -165,6 +166,12 @@ id = "openai"
 path_prefix = "/v1/"
 endpoint = "mock-openai"
 auth = "passthrough"
+
+# Guardrails off by default (a pure proxy comparison); set PARAPET_BENCH_POLICIES=policies
+# (or any policy dir) to measure with policies on.
+[policies]
+dir = "${PARAPET_BENCH_POLICIES:-$ROOT/tests/fixtures/no-policies}"
+watch = false
 TOML
   PARAPET_LISTEN="127.0.0.1:$P_PORT" PARAPET_ADMIN_LISTEN="127.0.0.1:$A_PORT" \
     MOCK_PROVIDER_KEY="sk-mock-provider" RUST_LOG="${RUST_LOG:-warn}" \
