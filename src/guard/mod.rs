@@ -637,15 +637,7 @@ impl PolicySet {
         redactor: &mut Redactor,
     ) -> Result<Outcome, provider::NormalizeError> {
         let view = provider::parse_request(format, body)?;
-        let mut out = Outcome::default();
-        let mut pass = Pass {
-            app,
-            side: Side::Request,
-            redactor,
-            out: &mut out,
-        };
-        self.guard_segments(body, &view.segments, &mut pass);
-        Ok(out)
+        Ok(self.guard_body(body, &view.segments, app, Side::Request, redactor))
     }
 
     /// Evaluate a non-streamed response body of a known format.
@@ -657,15 +649,26 @@ impl PolicySet {
         redactor: &mut Redactor,
     ) -> Result<Outcome, provider::NormalizeError> {
         let view = provider::parse_response(format, body)?;
+        Ok(self.guard_body(body, &view.segments, app, Side::Response, redactor))
+    }
+
+    fn guard_body(
+        &self,
+        body: &mut Value,
+        segments: &[Segment],
+        app: &Applicable,
+        side: Side,
+        redactor: &mut Redactor,
+    ) -> Outcome {
         let mut out = Outcome::default();
         let mut pass = Pass {
             app,
-            side: Side::Response,
+            side,
             redactor,
             out: &mut out,
         };
-        self.guard_segments(body, &view.segments, &mut pass);
-        Ok(out)
+        self.guard_segments(body, segments, &mut pass);
+        out
     }
 }
 
