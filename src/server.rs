@@ -150,3 +150,26 @@ async fn serve_io<I, F, Fut>(
         tracing::debug!(error = %e, "connection ended with an error");
     }
 }
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C): the signal that starts a graceful drain.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

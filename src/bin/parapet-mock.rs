@@ -70,28 +70,7 @@ async fn run(args: Args) -> ExitCode {
         // Nobody reads our stdout any more; keep serving regardless.
     }
     drop(out);
-    wait_for_signal().await;
+    parapet::server::shutdown_signal().await;
     mock.shutdown().await;
     ExitCode::SUCCESS
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
 }
