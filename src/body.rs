@@ -37,13 +37,32 @@ pub fn empty() -> ProxyBody {
 #[error("upstream body exceeded the total timeout of {0:?}")]
 pub struct TotalTimeout(pub Duration);
 
-/// Relays an upstream body frame by frame (no buffering) and fails it at `deadline`.
+/// Most bytes joined into one outgoing frame.
+const COALESCE_LIMIT: usize = 64 * 1024;
+
+/// Relays an upstream body as it arrives and fails it at `deadline`.
+///
+/// Coalescing: hyper's client decodes one body chunk per poll on its connection task, so a
+/// burst of SSE events already received would cost one task switch and one client write
+/// per event. After a data frame, the relay yields to the scheduler; while each pass brings
+/// more decoded data it yields again, and it sends the joined data (up to `COALESCE_LIMIT`)
+/// as soon as a pass brings nothing. It never waits for data that has not arrived: the added
+/// latency is scheduler passes, not timers.
 /// Dropping it (client gone) drops the upstream body, which cancels the upstream request.
 pub struct RelayBody<B> {
     inner: B,
     deadline: Pin<Box<Sleep>>,
     total: Duration,
     done: bool,
+    /// Data received and not yet returned.
+    held: Option<bytes::BytesMut>,
+    /// Whether the relay already yielded while holding data and no new data came since.
+    yielded: bool,
+    /// The pending scheduler yield (`tokio::task::yield_now` defers the wake-up so the
+    /// connection task really runs before this body is polled again).
+    yielding: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// A non-data frame, error or end met while holding data; returned after the data.
+    stashed: Option<Option<Result<Frame<Bytes>, BoxError>>>,
 }
 
 impl<B> RelayBody<B> {
@@ -54,7 +73,16 @@ impl<B> RelayBody<B> {
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             total,
             done: false,
+            held: None,
+            yielded: false,
+            yielding: None,
+            stashed: None,
         }
+    }
+
+    fn take_held(&mut self) -> Option<Result<Frame<Bytes>, BoxError>> {
+        self.yielded = false;
+        self.held.take().map(|b| Ok(Frame::data(b.freeze())))
     }
 }
 
@@ -70,32 +98,89 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(y) = self.yielding.as_mut() {
+            if y.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.yielding = None;
+        }
+        if self.held.is_none() {
+            if let Some(item) = self.stashed.take() {
+                if !matches!(item, Some(Ok(_))) {
+                    self.done = true;
+                }
+                return Poll::Ready(item);
+            }
+        }
         if self.done {
             return Poll::Ready(None);
         }
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
-            Poll::Ready(Some(Err(e))) => {
-                self.done = true;
-                Poll::Ready(Some(Err(e.into())))
-            }
-            Poll::Ready(None) => {
-                self.done = true;
-                Poll::Ready(None)
-            }
-            Poll::Pending => match self.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => {
+        loop {
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(d) => {
+                        // New data since the last yield: another pass may bring more.
+                        self.yielded = false;
+                        let held = self.held.get_or_insert_with(bytes::BytesMut::new);
+                        held.extend_from_slice(&d);
+                        if held.len() >= COALESCE_LIMIT {
+                            return Poll::Ready(self.take_held());
+                        }
+                    }
+                    Err(other) => {
+                        if self.held.is_some() {
+                            self.stashed = Some(Some(Ok(other)));
+                            return Poll::Ready(self.take_held());
+                        }
+                        return Poll::Ready(Some(Ok(other)));
+                    }
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    if self.held.is_some() {
+                        self.stashed = Some(Some(Err(e.into())));
+                        return Poll::Ready(self.take_held());
+                    }
                     self.done = true;
-                    let total = self.total;
-                    Poll::Ready(Some(Err(Box::new(TotalTimeout(total)))))
+                    return Poll::Ready(Some(Err(e.into())));
                 }
-                Poll::Pending => Poll::Pending,
-            },
+                Poll::Ready(None) => {
+                    if self.held.is_some() {
+                        self.stashed = Some(None);
+                        return Poll::Ready(self.take_held());
+                    }
+                    self.done = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => {
+                    if self.held.is_some() {
+                        if !self.yielded {
+                            // Let the connection task decode what it already read.
+                            self.yielded = true;
+                            let mut y: Pin<Box<dyn Future<Output = ()> + Send>> =
+                                Box::pin(tokio::task::yield_now());
+                            if y.as_mut().poll(cx).is_pending() {
+                                self.yielding = Some(y);
+                                return Poll::Pending;
+                            }
+                            continue;
+                        }
+                        return Poll::Ready(self.take_held());
+                    }
+                    return match self.deadline.as_mut().poll(cx) {
+                        Poll::Ready(()) => {
+                            self.done = true;
+                            let total = self.total;
+                            Poll::Ready(Some(Err(Box::new(TotalTimeout(total)))))
+                        }
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done || self.inner.is_end_stream()
+        self.held.is_none() && self.stashed.is_none() && (self.done || self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -153,8 +238,17 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         loop {
-            if let Some(b) = self.queue.pop_front() {
-                return Poll::Ready(Some(Ok(Frame::data(b))));
+            if !self.queue.is_empty() {
+                let out = if self.queue.len() == 1 {
+                    self.queue.pop_front().unwrap_or_default()
+                } else {
+                    let mut buf = bytes::BytesMut::new();
+                    for b in self.queue.drain(..) {
+                        buf.extend_from_slice(&b);
+                    }
+                    buf.freeze()
+                };
+                return Poll::Ready(Some(Ok(Frame::data(out))));
             }
             if self.inner_done || self.guard.is_closed() {
                 self.end();
@@ -179,5 +273,58 @@ where
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::StreamBody;
+
+    type Item = Result<Frame<Bytes>, std::convert::Infallible>;
+
+    fn relay<S>(s: S) -> RelayBody<StreamBody<S>>
+    where
+        S: futures_util::Stream<Item = Item>,
+    {
+        let far = Instant::now() + Duration::from_secs(60);
+        RelayBody::new(StreamBody::new(s), far, Duration::from_secs(60))
+    }
+
+    #[tokio::test]
+    async fn ready_frames_are_joined_into_one() {
+        let frames: Vec<Item> = ["a", "bc", "def"]
+            .iter()
+            .map(|s| Ok(Frame::data(Bytes::from(*s))))
+            .collect();
+        let mut b = relay(futures_util::stream::iter(frames));
+        let first = b.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first, "abcdef");
+        assert!(b.frame().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn data_that_has_not_arrived_is_not_waited_for() {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Item>(4);
+        let stream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|x| (x, rx))
+        }));
+        let mut b = relay(stream);
+        tx.send(Ok(Frame::data(Bytes::from("first"))))
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(2), b.frame()).await;
+        let first = got
+            .expect("released without the next chunk")
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.into_data().unwrap(), "first");
+        tx.send(Ok(Frame::data(Bytes::from("second"))))
+            .await
+            .unwrap();
+        drop(tx);
+        let second = b.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(second, "second");
+        assert!(b.frame().await.is_none());
     }
 }
