@@ -224,10 +224,19 @@ pub const SHORT_RULE_LEN: usize = 64;
 pub struct HoldPlan {
     /// Bytes always held (longest short or unanchored rule, plus the context margin).
     pub window: usize,
-    /// Lower-case anchor literals with the max match length of their rule.
-    pub anchors: Vec<(String, usize)>,
-    /// ASCII case-insensitive automaton over `anchors`.
-    pub automaton: Option<aho_corasick::AhoCorasick>,
+    /// All anchors of the policy set (shared, built once per snapshot).
+    pub anchors: Option<Arc<AnchorSet>>,
+    /// Which entries of `anchors.list` belong to rules applicable to this stream.
+    pub active: Vec<bool>,
+}
+
+/// Anchor literals of every long rule of a snapshot, in one automaton built at compile time.
+#[derive(Debug)]
+pub struct AnchorSet {
+    /// (lower-case literal, max match length of its scanner rule, policy rule index).
+    pub list: Vec<(String, usize, usize)>,
+    /// ASCII case-insensitive automaton over `list`.
+    pub automaton: aho_corasick::AhoCorasick,
 }
 
 /// The compiled, immutable policy snapshot.
@@ -237,6 +246,7 @@ pub struct PolicySet {
     scanner: Option<Scanner>,
     rules: Vec<CompiledRule>,
     scanner_to_rule: Vec<SubRule>,
+    anchors: Option<Arc<AnchorSet>>,
     version: String,
     files: Vec<std::path::PathBuf>,
 }
@@ -331,10 +341,29 @@ impl PolicySet {
         version: String,
         files: Vec<std::path::PathBuf>,
     ) -> PolicySet {
+        let list: Vec<(String, usize, usize)> = scanner_to_rule
+            .iter()
+            .filter(|sub| sub.max_len > SHORT_RULE_LEN)
+            .flat_map(|sub| {
+                sub.anchors
+                    .iter()
+                    .map(move |a| (a.to_ascii_lowercase(), sub.max_len, sub.rule))
+            })
+            .collect();
+        let anchors = if list.is_empty() {
+            None
+        } else {
+            aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(list.iter().map(|(a, _, _)| a.as_str()))
+                .ok()
+                .map(|automaton| Arc::new(AnchorSet { list, automaton }))
+        };
         PolicySet {
             scanner,
             rules,
             scanner_to_rule,
+            anchors,
             version,
             files,
         }
@@ -384,42 +413,32 @@ impl PolicySet {
 
     /// The streaming hold-back plan for the rules applicable at `loc`.
     pub fn hold_plan(&self, app: &Applicable, loc: Locations) -> HoldPlan {
-        let mut window = 0;
-        let mut anchors: Vec<(String, usize)> = Vec::new();
-        for sub in &self.scanner_to_rule {
-            let applies = app.rules.get(sub.rule).copied().unwrap_or(false)
+        let applies = |rule: usize| {
+            app.rules.get(rule).copied().unwrap_or(false)
                 && self
                     .rules
-                    .get(sub.rule)
-                    .is_some_and(|r| r.locations.intersects(loc));
-            if !applies {
-                continue;
-            }
-            if sub.max_len > SHORT_RULE_LEN && !sub.anchors.is_empty() {
-                for a in &sub.anchors {
-                    anchors.push((a.to_ascii_lowercase(), sub.max_len));
-                }
-            } else {
-                window = window.max(sub.max_len);
-            }
-        }
-        let automaton = if anchors.is_empty() {
-            None
-        } else {
-            aho_corasick::AhoCorasick::builder()
-                .ascii_case_insensitive(true)
-                .build(anchors.iter().map(|(a, _)| a.as_str()))
-                .ok()
+                    .get(rule)
+                    .is_some_and(|r| r.locations.intersects(loc))
         };
-        if automaton.is_none() {
-            // Could not build the automaton: fall back to holding the longest match.
-            window = window.max(anchors.iter().map(|(_, m)| *m).max().unwrap_or(0));
-            anchors.clear();
-        }
+        let anchored = |sub: &SubRule| {
+            sub.max_len > SHORT_RULE_LEN && !sub.anchors.is_empty() && self.anchors.is_some()
+        };
+        let window = self
+            .scanner_to_rule
+            .iter()
+            .filter(|sub| applies(sub.rule) && !anchored(sub))
+            .map(|sub| sub.max_len)
+            .max()
+            .unwrap_or(0);
+        let active = self
+            .anchors
+            .as_ref()
+            .map(|a| a.list.iter().map(|(_, _, rule)| applies(*rule)).collect())
+            .unwrap_or_default();
         HoldPlan {
             window: window + CONTEXT_MARGIN,
-            anchors,
-            automaton,
+            anchors: self.anchors.clone(),
+            active,
         }
     }
 

@@ -78,7 +78,7 @@ pub struct StreamGuard {
     guard_tools: bool,
     plan: HoldPlan,
     /// Last JSON data of an event with `choices` (chat / completions termination template).
-    last_chunk: Option<Value>,
+    last_chunk: Option<String>,
     /// Responses: the response object from `response.created` / `in_progress`.
     response_obj: Option<Value>,
     last_seq: Option<u64>,
@@ -199,37 +199,40 @@ impl StreamGuard {
         }
     }
 
+    /// Keep what a clean termination needs, parsing only the events that carry it.
     fn remember(&mut self, ev: &SseEvent) {
-        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
-            return;
-        };
-        if let Some(n) = v.get("sequence_number").and_then(Value::as_u64) {
-            self.last_seq = Some(n);
-        }
+        let parse = || serde_json::from_str::<Value>(&ev.data).ok();
         match self.format {
             ApiFormat::OpenAiChat | ApiFormat::OpenAiCompletions => {
-                if v.get("choices").is_some() {
-                    self.last_chunk = Some(v);
+                if ev.data.contains("\"choices\"") {
+                    // Parsed only if the stream has to be terminated.
+                    self.last_chunk = Some(ev.data.clone());
                 }
             }
             ApiFormat::OpenAiResponses => {
-                if matches!(
-                    v.get("type").and_then(Value::as_str),
-                    Some("response.created" | "response.in_progress")
-                ) {
-                    self.response_obj = v.get("response").cloned();
+                if let Some(n) = sequence_number(&ev.data) {
+                    self.last_seq = Some(n);
+                }
+                let name = ev.event.as_deref().unwrap_or_default();
+                if matches!(name, "response.created" | "response.in_progress") {
+                    if let Some(v) = parse() {
+                        self.response_obj = v.get("response").cloned();
+                    }
                 }
             }
             ApiFormat::AnthropicMessages => {
-                let idx = v.get("index").and_then(Value::as_u64);
-                match (v.get("type").and_then(Value::as_str), idx) {
-                    (Some("content_block_start"), Some(i)) => {
-                        self.open_blocks.insert(i);
+                let name = ev.event.as_deref().unwrap_or_default();
+                if matches!(name, "content_block_start" | "content_block_stop") {
+                    let idx = parse().and_then(|v| v.get("index").and_then(Value::as_u64));
+                    match (name, idx) {
+                        ("content_block_start", Some(i)) => {
+                            self.open_blocks.insert(i);
+                        }
+                        ("content_block_stop", Some(i)) => {
+                            self.open_blocks.remove(&i);
+                        }
+                        _ => {}
                     }
-                    (Some("content_block_stop"), Some(i)) => {
-                        self.open_blocks.remove(&i);
-                    }
-                    _ => {}
                 }
             }
             ApiFormat::OpenAiEmbeddings => {}
@@ -260,6 +263,15 @@ impl StreamGuard {
 
     /// Give a Responses event the next sequence number (unchanged bytes if it already has it).
     fn renumber(&mut self, raw: &Bytes) -> Bytes {
+        let want = self.next_seq;
+        match sequence_number(&String::from_utf8_lossy(raw)) {
+            None => return raw.clone(),
+            Some(n) if n == want => {
+                self.next_seq += 1;
+                return raw.clone();
+            }
+            Some(_) => {}
+        }
         let mut dec = SseDecoder::new();
         let mut frames = dec.feed_vec(raw).unwrap_or_default();
         frames.extend(dec.finish());
@@ -587,7 +599,11 @@ impl StreamGuard {
                 if choices.is_empty() {
                     choices.insert(0);
                 }
-                let base = self.last_chunk.clone().unwrap_or_else(|| json!({"object": if self.format == ApiFormat::OpenAiChat { "chat.completion.chunk" } else { "text_completion" }}));
+                let base = self
+                    .last_chunk
+                    .as_deref()
+                    .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                    .unwrap_or_else(|| json!({"object": if self.format == ApiFormat::OpenAiChat { "chat.completion.chunk" } else { "text_completion" }}));
                 let mut evs = Vec::new();
                 for c in choices {
                     let mut v = base.clone();
@@ -652,14 +668,16 @@ impl StreamGuard {
 fn hold_point(plan: &HoldPlan, text: &str, base: usize, released: usize) -> usize {
     let len_abs = base + text.len();
     let mut hold = len_abs.saturating_sub(plan.window);
-    let Some(ac) = &plan.automaton else {
+    let Some(set) = &plan.anchors else {
         return hold;
     };
+    let active = |i: usize| plan.active.get(i).copied().unwrap_or(false);
     let from = released.saturating_sub(base);
     let region = text.get(from..).unwrap_or_default();
     let region_abs = base + from;
-    for m in ac.find_overlapping_iter(region) {
-        let Some((lit, max_len)) = plan.anchors.get(m.pattern().as_usize()) else {
+    for m in set.automaton.find_overlapping_iter(region) {
+        let i = m.pattern().as_usize();
+        let Some((lit, max_len, _)) = set.list.get(i).filter(|_| active(i)) else {
             continue;
         };
         let q = region_abs + m.start();
@@ -669,7 +687,10 @@ fn hold_point(plan: &HoldPlan, text: &str, base: usize, released: usize) -> usiz
     }
     // A literal that may be starting in the last bytes.
     let tail = text.as_bytes();
-    for (lit, max_len) in &plan.anchors {
+    for (i, (lit, max_len, _)) in set.list.iter().enumerate() {
+        if !active(i) {
+            continue;
+        }
         let lb = lit.as_bytes();
         for k in 1..lb.len().min(tail.len() + 1) {
             if tail[tail.len() - k..].eq_ignore_ascii_case(&lb[..k]) {
@@ -679,6 +700,17 @@ fn hold_point(plan: &HoldPlan, text: &str, base: usize, released: usize) -> usiz
         }
     }
     hold
+}
+
+/// The `sequence_number` of a Responses event, found without parsing the JSON.
+fn sequence_number(data: &str) -> Option<u64> {
+    let key = "\"sequence_number\":";
+    let at = data.find(key)? + key.len();
+    let digits: &str = data[at..].trim_start();
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
 }
 
 fn floor_boundary(s: &str, mut i: usize) -> usize {
