@@ -132,7 +132,8 @@ def start_mock(mock_bin: Path) -> tuple[Proc, str]:
     return proc, line[len(prefix):]
 
 
-def parapet_config(mock_url: str) -> str:
+def parapet_config(mock_url: str, policies_dir: Path | None = None) -> str:
+    policies = policies_dir or ROOT / "policies"
     return f"""
 [server]
 listen = "127.0.0.1:0"
@@ -163,13 +164,15 @@ endpoint = "mock-openai"
 auth = "passthrough"
 
 [policies]
-dir = "{ROOT / 'policies'}"
+dir = "{policies}"
 """
 
 
-def start_parapet(parapet_bin: Path, mock_url: str, workdir: Path) -> tuple[Proc, str]:
+def start_parapet(
+    parapet_bin: Path, mock_url: str, workdir: Path, policies_dir: Path | None = None
+) -> tuple[Proc, str]:
     config = workdir / "parapet.toml"
-    config.write_text(parapet_config(mock_url))
+    config.write_text(parapet_config(mock_url, policies_dir))
     listen, admin = free_port(), free_port()
     env = dict(os.environ)
     env.update(
@@ -234,6 +237,37 @@ def stack():
         finally:
             for p in reversed(procs):
                 p.stop()
+
+
+# A response-side deny rule on top of the shipped policies (for deny-mid-stream tests).
+DENY_POLICY = """
+[policy]
+id = "output"
+[[rules]]
+id = "codename"
+keywords = ["project bluebird"]
+direction = "response"
+action = "deny"
+"""
+
+
+@pytest.fixture(scope="session")
+def deny_stack(stack):
+    """A second Parapet in front of the same mock, with the shipped policies plus DENY_POLICY."""
+    if TARGET != "parapet":
+        pytest.skip("guardrail tests need Parapet (SDK_TARGET=mock)")
+    parapet_bin = binary("PARAPET_BIN", "parapet", {})
+    with tempfile.TemporaryDirectory(prefix="parapet-sdk-deny-") as tmp:
+        pol = Path(tmp) / "policies"
+        pol.mkdir()
+        for f in (ROOT / "policies").glob("*.toml"):
+            (pol / f.name).write_text(f.read_text())
+        (pol / "output.toml").write_text(DENY_POLICY)
+        proc, base = start_parapet(parapet_bin, stack.mock, Path(tmp), pol)
+        try:
+            yield Stack(base=base, mock=stack.mock)
+        finally:
+            proc.stop()
 
 
 @pytest.fixture(scope="session")
