@@ -211,6 +211,8 @@ pub struct SubRule {
     pub rule: usize,
     /// Literals one of which every match contains (the scanner's prefilter).
     pub anchors: Vec<String>,
+    /// Literals every match starts with (lower-cased), when the pattern has a finite set.
+    pub prefixes: Option<Vec<Vec<u8>>>,
     /// Longest match (bytes).
     pub max_len: usize,
 }
@@ -233,10 +235,24 @@ pub struct HoldPlan {
 /// Anchor literals of every long rule of a snapshot, in one automaton built at compile time.
 #[derive(Debug)]
 pub struct AnchorSet {
-    /// (lower-case literal, max match length of its scanner rule, policy rule index).
-    pub list: Vec<(String, usize, usize)>,
-    /// ASCII case-insensitive automaton over `list`.
+    pub list: Vec<Anchor>,
+    /// ASCII case-insensitive automaton over the anchors' literals.
     pub automaton: aho_corasick::AhoCorasick,
+}
+
+/// One literal that a long rule's matches contain.
+#[derive(Debug)]
+pub struct Anchor {
+    /// Lower-case literal bytes.
+    pub literal: Vec<u8>,
+    /// Longest match of its scanner rule.
+    pub max_len: usize,
+    /// Policy rule index.
+    pub rule: usize,
+    /// True when every match starts with one of the rule's anchors (a prefix literal): a
+    /// match then starts exactly at an anchor occurrence. False for a literal somewhere in
+    /// the match (the scanner's prefilter): the match may start up to `max_len` before it.
+    pub at_start: bool,
 }
 
 /// The compiled, immutable policy snapshot.
@@ -341,21 +357,32 @@ impl PolicySet {
         version: String,
         files: Vec<std::path::PathBuf>,
     ) -> PolicySet {
-        let list: Vec<(String, usize, usize)> = scanner_to_rule
+        let mut list: Vec<Anchor> = Vec::new();
+        for sub in scanner_to_rule
             .iter()
-            .filter(|sub| sub.max_len > SHORT_RULE_LEN)
-            .flat_map(|sub| {
-                sub.anchors
-                    .iter()
-                    .map(move |a| (a.to_ascii_lowercase(), sub.max_len, sub.rule))
-            })
-            .collect();
+            .filter(|s| s.max_len > SHORT_RULE_LEN)
+        {
+            let anchor = |literal: Vec<u8>, at_start: bool| Anchor {
+                literal,
+                max_len: sub.max_len,
+                rule: sub.rule,
+                at_start,
+            };
+            match &sub.prefixes {
+                Some(p) => list.extend(p.iter().map(|l| anchor(l.clone(), true))),
+                None => list.extend(
+                    sub.anchors
+                        .iter()
+                        .map(|a| anchor(a.to_ascii_lowercase().into_bytes(), false)),
+                ),
+            }
+        }
         let anchors = if list.is_empty() {
             None
         } else {
             aho_corasick::AhoCorasick::builder()
                 .ascii_case_insensitive(true)
-                .build(list.iter().map(|(a, _, _)| a.as_str()))
+                .build(list.iter().map(|a| a.literal.as_slice()))
                 .ok()
                 .map(|automaton| Arc::new(AnchorSet { list, automaton }))
         };
@@ -421,7 +448,9 @@ impl PolicySet {
                     .is_some_and(|r| r.locations.intersects(loc))
         };
         let anchored = |sub: &SubRule| {
-            sub.max_len > SHORT_RULE_LEN && !sub.anchors.is_empty() && self.anchors.is_some()
+            sub.max_len > SHORT_RULE_LEN
+                && (sub.prefixes.is_some() || !sub.anchors.is_empty())
+                && self.anchors.is_some()
         };
         let window = self
             .scanner_to_rule
@@ -433,7 +462,7 @@ impl PolicySet {
         let active = self
             .anchors
             .as_ref()
-            .map(|a| a.list.iter().map(|(_, _, rule)| applies(*rule)).collect())
+            .map(|a| a.list.iter().map(|x| applies(x.rule)).collect())
             .unwrap_or_default();
         HoldPlan {
             window: window + CONTEXT_MARGIN,

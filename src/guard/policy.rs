@@ -295,14 +295,31 @@ pub fn compile_sources(
             let full_id: Arc<str> = Arc::from(format!("{}/{}", p.id, r.id));
             let rule_idx = rules.len();
             for (sid, spec) in specs {
-                let anchors = match &spec.matcher {
-                    Matcher::Regex { prefilter, .. } => prefilter.clone(),
-                    Matcher::Keywords { .. } => Vec::new(),
+                let (anchors, prefixes) = match &spec.matcher {
+                    Matcher::Regex {
+                        pattern,
+                        prefilter,
+                        case_insensitive,
+                        ..
+                    } => (
+                        prefilter.clone(),
+                        prefix_literals(pattern, *case_insensitive),
+                    ),
+                    Matcher::Keywords { words, .. } => (
+                        Vec::new(),
+                        Some(
+                            words
+                                .iter()
+                                .map(|w| w.to_ascii_lowercase().into_bytes())
+                                .collect(),
+                        ),
+                    ),
                 };
                 builder.add(format!("{full_id}#{sid}"), spec);
                 scanner_to_rule.push(super::SubRule {
                     rule: rule_idx,
                     anchors,
+                    prefixes,
                     max_len: 0,
                 });
             }
@@ -358,6 +375,33 @@ pub fn compile_sources(
         version,
         sources.iter().map(|(p, _)| p.clone()).collect(),
     ))
+}
+
+/// Most distinct prefix literals kept for a rule's streaming holds.
+const MAX_PREFIXES: usize = 256;
+
+/// The literals every match of `pattern` starts with (lower-cased, deduplicated), if the
+/// set is finite, non-empty, made of non-empty literals and not too large.
+fn prefix_literals(pattern: &str, case_insensitive: bool) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let full = if case_insensitive {
+        format!("(?i:{pattern})")
+    } else {
+        pattern.to_string()
+    };
+    let hir = regex_syntax::Parser::new().parse(&full).ok()?;
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    let mut out: Vec<Vec<u8>> = seq
+        .literals()?
+        .iter()
+        .map(|l| l.as_bytes().to_ascii_lowercase())
+        .collect();
+    out.sort();
+    out.dedup();
+    if out.is_empty() || out.len() > MAX_PREFIXES || out.iter().any(|l| l.is_empty()) {
+        return None;
+    }
+    Some(out)
 }
 
 struct Compiler<'a> {

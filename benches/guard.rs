@@ -1,0 +1,105 @@
+//! Whole-request policy evaluation (parse body → normalize → scan every segment → redact →
+//! re-serialize) with the shipped policies, on a ~2 KB chat body; and the streaming guard on
+//! a 25-event SSE answer.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use parapet::guard::{policy, Ctx, Side};
+use parapet::provider::ApiFormat;
+use parapet::redact::stream::StreamGuard;
+use parapet::redact::Redactor;
+
+fn body(pii: bool) -> Vec<u8> {
+    let para =
+        "The quarterly report covers revenue, churn and hiring plans for the next two quarters. ";
+    let mut user = para.repeat(10);
+    if pii {
+        user.push_str(
+            "Contact jane.doe@example.com or +1 (415) 555-0132, card 4111 1111 1111 1111.",
+        );
+    }
+    let v = serde_json::json!({
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": "You are a careful assistant for the finance team. Answer briefly."},
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": para.repeat(8)},
+            {"role": "user", "content": "Summarise it in three bullet points."}
+        ]
+    });
+    serde_json::to_vec(&v).unwrap()
+}
+
+fn sse(text: &str) -> Vec<u8> {
+    let mut out = String::new();
+    for piece in text.as_bytes().chunks(8) {
+        let piece = String::from_utf8_lossy(piece);
+        let v = serde_json::json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]});
+        out.push_str(&format!("data: {v}\n\n"));
+    }
+    out.push_str("data: [DONE]\n\n");
+    out.into_bytes()
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let set = Arc::new(policy::load_dir(&dir, &|_| None).unwrap());
+    let req_app = set.applicable(&Ctx {
+        side: Side::Request,
+        route: "openai",
+        model: Some("gpt-4o-mini"),
+    });
+    let resp_app = set.applicable(&Ctx {
+        side: Side::Response,
+        route: "openai",
+        model: Some("gpt-4o-mini"),
+    });
+
+    let mut g = c.benchmark_group("request_eval");
+    for (name, pii) in [("clean_2kb", false), ("pii_2kb", true)] {
+        let raw = body(pii);
+        g.throughput(Throughput::Bytes(raw.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+                let mut r = Redactor::new();
+                let out = set
+                    .guard_request(ApiFormat::OpenAiChat, &mut v, &req_app, &mut r)
+                    .unwrap();
+                if out.modified {
+                    serde_json::to_vec(&v).unwrap().len()
+                } else {
+                    raw.len()
+                }
+            })
+        });
+    }
+    g.finish();
+
+    let answer = "Here is the summary you asked for, with the numbers from the report. ".repeat(3);
+    let stream = sse(&answer);
+    let mut g = c.benchmark_group("stream_guard");
+    g.throughput(Throughput::Bytes(stream.len() as u64));
+    g.bench_function("chat_25_events", |b| {
+        b.iter(|| {
+            let mut guard = StreamGuard::new(
+                set.clone(),
+                resp_app.clone(),
+                ApiFormat::OpenAiChat,
+                Redactor::new(),
+            );
+            let mut n = 0;
+            for ev in stream.split_inclusive(|b| *b == b'\n') {
+                n += guard.push(ev).len();
+            }
+            n + guard.finish().len()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
