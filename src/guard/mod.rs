@@ -238,6 +238,10 @@ pub struct AnchorSet {
     pub list: Vec<Anchor>,
     /// ASCII case-insensitive automaton over the anchors' literals.
     pub automaton: aho_corasick::AhoCorasick,
+    /// Anchor indices by the lower-cased first byte of their literal.
+    pub by_first: Vec<Vec<usize>>,
+    /// Longest literal (bytes).
+    pub longest: usize,
 }
 
 /// One literal that a long rule's matches contain.
@@ -384,7 +388,21 @@ impl PolicySet {
                 .ascii_case_insensitive(true)
                 .build(list.iter().map(|a| a.literal.as_slice()))
                 .ok()
-                .map(|automaton| Arc::new(AnchorSet { list, automaton }))
+                .map(|automaton| {
+                    let mut by_first = vec![Vec::new(); 256];
+                    for (i, a) in list.iter().enumerate() {
+                        if let Some(&b) = a.literal.first() {
+                            by_first[usize::from(b.to_ascii_lowercase())].push(i);
+                        }
+                    }
+                    let longest = list.iter().map(|a| a.literal.len()).max().unwrap_or(0);
+                    Arc::new(AnchorSet {
+                        list,
+                        automaton,
+                        by_first,
+                        longest,
+                    })
+                })
         };
         PolicySet {
             scanner,

@@ -697,15 +697,18 @@ fn hold_point(plan: &HoldPlan, text: &str, base: usize, released: usize) -> usiz
     }
     // An anchor that may be starting in the last bytes (at most literal length - 1).
     let tail = text.as_bytes();
-    for (i, a) in set.list.iter().enumerate() {
-        if !active(i) {
-            continue;
-        }
-        let lit = &a.literal;
-        for k in 1..lit.len().min(tail.len() + 1) {
-            if tail[tail.len() - k].eq_ignore_ascii_case(&lit[0])
-                && tail[tail.len() - k..].eq_ignore_ascii_case(&lit[..k])
-            {
+    for k in 1..set.longest.min(tail.len() + 1) {
+        let b = tail[tail.len() - k].to_ascii_lowercase();
+        for &i in set
+            .by_first
+            .get(usize::from(b))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let Some(a) = set.list.get(i).filter(|_| active(i)) else {
+                continue;
+            };
+            if k < a.literal.len() && tail[tail.len() - k..].eq_ignore_ascii_case(&a.literal[..k]) {
                 hold = hold.min(start_bound(a, len_abs - k));
             }
         }
