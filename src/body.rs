@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
 use tokio::time::{Instant, Sleep};
@@ -293,14 +293,19 @@ pub struct ObservedBody<B: Body, O: BodyObserver> {
     inner: B,
     observer: Option<O>,
     seen_data: bool,
+    /// Bytes left of an exactly sized body: hyper stops polling (and drops the body) once it
+    /// has written `Content-Length` bytes, without waiting for the end frame.
+    remaining: Option<u64>,
 }
 
 impl<B: Body, O: BodyObserver> ObservedBody<B, O> {
     pub fn new(inner: B, observer: O) -> Self {
+        let remaining = inner.size_hint().exact();
         ObservedBody {
             inner,
             observer: Some(observer),
             seen_data: false,
+            remaining,
         }
     }
 
@@ -314,7 +319,7 @@ impl<B: Body, O: BodyObserver> ObservedBody<B, O> {
 impl<B: Body, O: BodyObserver> Drop for ObservedBody<B, O> {
     fn drop(&mut self) {
         if self.observer.is_some() {
-            let complete = self.inner.is_end_stream();
+            let complete = self.inner.is_end_stream() || self.remaining == Some(0);
             self.end(complete);
         }
     }
@@ -336,6 +341,9 @@ where
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(left), Some(d)) = (this.remaining.as_mut(), frame.data_ref()) {
+                    *left = left.saturating_sub(d.remaining() as u64);
+                }
                 if !this.seen_data && frame.is_data() {
                     this.seen_data = true;
                     if let Some(o) = this.observer.as_mut() {
@@ -445,6 +453,20 @@ mod tests {
         assert_eq!(seen.lock().unwrap().end, 0);
         assert_eq!(b.frame().await.unwrap().unwrap().into_data().unwrap(), "b");
         assert!(b.frame().await.is_none());
+        drop(b);
+        let s = seen.lock().unwrap();
+        assert_eq!((s.first, s.end, s.complete), (1, 1, true));
+    }
+
+    #[tokio::test]
+    async fn observed_body_dropped_after_its_length_is_complete() {
+        // hyper stops at Content-Length and drops the body without polling its end.
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
+        let mut b = ObservedBody::new(full("xyz"), Obs(seen.clone()));
+        assert_eq!(
+            b.frame().await.unwrap().unwrap().into_data().unwrap(),
+            "xyz"
+        );
         drop(b);
         let s = seen.lock().unwrap();
         assert_eq!((s.first, s.end, s.complete), (1, 1, true));

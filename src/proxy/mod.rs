@@ -206,6 +206,9 @@ async fn proxy(
         .match_route(path, peeked.model.as_deref())
         .ok_or(ProxyError::NoRoute)?;
     seen.route = config.routes.iter().position(|r| std::ptr::eq(r, route));
+    // The endpoint label is the route's (primary) endpoint, also for calls refused before
+    // anything is sent.
+    seen.endpoint = Some(route.primary().clone());
     let mut headers = upstream_request_headers(parts.headers);
     authenticate(runtime, route, &mut headers)?;
 
@@ -237,7 +240,6 @@ async fn proxy(
     }
 
     let endpoint = route.primary();
-    seen.endpoint = Some(endpoint.clone());
     let path_and_query = parts
         .uri
         .path_and_query()
