@@ -1,7 +1,10 @@
 //! `/metrics` on the admin listener: the exposition parses (every sample line is
 //! `name{labels} value`, every `# TYPE` is valid and precedes its samples), and carries the
-//! series this side owns: reload results, build info, policy rule count, in-flight gauge.
-//! The registry is process-wide, so counters are compared before/after, never absolutely.
+//! series this side owns: reload results, build info, policy rule count, in-flight gauge; and
+//! the data-plane series recorded by the proxy (calls by status class, duration, overhead,
+//! upstream TTFB, stream TTFT, policy evaluation, violations, redactions, denials), plus the
+//! `x-parapet-overhead-ms` header. The registry is process-wide, so counters are compared
+//! before/after, never absolutely.
 
 mod common;
 
@@ -559,4 +562,48 @@ fn overhead_header_env_override() {
         assert_eq!(c.server.overhead_header, want, "{v}");
     }
     assert!(load(&[base[0], ("PARAPET_OVERHEAD_HEADER", "yes")]).is_err());
+}
+
+/// A client that leaves before the response head is still counted once, as `error`.
+#[tokio::test]
+async fn call_abandoned_before_the_head_is_counted_as_error() {
+    let m = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let cfg = format!(
+        "[[endpoints]]\nid = \"slow\"\nkind = \"openai\"\nbase_url = \"{}\"\n\n[[routes]]\nid = \"gone\"\npath_prefix = \"/v1/\"\nendpoint = \"slow\"\n",
+        m.url()
+    );
+    let p = start(&cfg).await;
+    let labels = [
+        ("route", "gone"),
+        ("endpoint", "slow"),
+        ("status_class", "error"),
+    ];
+    let (_, before) = scrape(&p).await;
+    let gone = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        post(
+            &format!("http://{}/v1/chat/completions", p.data_addr),
+            &[("x-mock-delay-ms", "3000")],
+            &json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+    )
+    .await;
+    assert!(gone.is_err(), "answered before the client left");
+    let mut after = scrape(&p).await.1;
+    for _ in 0..100 {
+        if val(&after, "parapet_requests_total", &labels)
+            > val(&before, "parapet_requests_total", &labels)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        after = scrape(&p).await.1;
+    }
+    assert_eq!(
+        val(&after, "parapet_requests_total", &labels)
+            - val(&before, "parapet_requests_total", &labels),
+        1.0
+    );
+    p.shutdown().await;
+    m.shutdown().await;
 }

@@ -69,30 +69,28 @@ struct Call {
     started: Instant,
 }
 
-/// What the phases learn for the call's metrics (no allocation: an index and an `Arc`).
-#[derive(Default)]
-struct Seen {
+/// Body of a proxied answer, boxed once in `handle`: relayed as is, a guarded stream, or a
+/// guarded buffered JSON body.
+type Answer = Either<RelayBody<Incoming>, Either<GuardedBody<RelayBody<Incoming>>, Full<Bytes>>>;
+
+/// The call's metrics state (no allocation: an index and `Arc`s). Filled in by the phases,
+/// then moved into the response body, which ends it when the body ends; holds the in-flight
+/// guard. Dropped without ending (client gone before the response head: the `handle` future
+/// is dropped) it records the call with no status.
+struct CallEnd {
+    _inflight: metrics::Inflight,
+    config: Arc<Config>,
     /// Index of the matched route in `Config::routes`.
     route: Option<usize>,
     endpoint: Option<Arc<Endpoint>>,
     /// Time spent waiting on the upstream before the response head: time to first byte,
     /// plus reading the body of a buffered (guarded JSON) answer.
     upstream: Duration,
-}
-
-/// Body of a proxied answer, boxed once in `handle`: relayed as is, a guarded stream, or a
-/// guarded buffered JSON body.
-type Answer = Either<RelayBody<Incoming>, Either<GuardedBody<RelayBody<Incoming>>, Full<Bytes>>>;
-
-/// Ends the call's metrics when its response body ends; holds the in-flight guard.
-struct CallEnd {
-    _inflight: metrics::Inflight,
-    config: Arc<Config>,
-    route: Option<usize>,
-    endpoint: Option<Arc<Endpoint>>,
-    status: u16,
+    /// Response status, once the head is built.
+    status: Option<u16>,
     started: Instant,
     sse: bool,
+    ended: bool,
 }
 
 impl CallEnd {
@@ -109,14 +107,23 @@ impl BodyObserver for CallEnd {
     }
 
     fn end(&mut self, complete: bool) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
         let endpoint = self
             .endpoint
             .as_deref()
             .map_or(metrics::NO_ROUTE, |e| e.id.as_str());
         // A body that failed or was abandoned (upstream error mid-body, total timeout,
         // client gone) did not complete the call: counted as `error`.
-        let status = complete.then_some(self.status);
+        let status = self.status.filter(|_| complete);
         metrics::request_finished(self.route(), endpoint, status, self.started.elapsed());
+    }
+}
+
+impl Drop for CallEnd {
+    fn drop(&mut self) {
+        self.end(false);
     }
 }
 
@@ -128,15 +135,24 @@ fn route_label(config: &Config, route: Option<usize>) -> &str {
 
 /// Entry point for one data-plane request. Never fails: errors become provider-shaped responses.
 pub async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>) -> Response<ProxyBody> {
-    let inflight = metrics::inflight();
     let call = Call {
         request_id: request_id(req.headers()),
         shape: ErrorShape::for_path(req.uri().path()),
         started: Instant::now(),
     };
+    let mut seen = CallEnd {
+        _inflight: metrics::inflight(),
+        config: runtime.config.clone(),
+        route: None,
+        endpoint: None,
+        upstream: Duration::ZERO,
+        status: None,
+        started: call.started,
+        sse: false,
+        ended: false,
+    };
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let mut seen = Seen::default();
     let resp = match proxy(&runtime, &call, &mut seen, req).await {
         Ok(resp) => resp.map(Either::Left),
         Err(err) => {
@@ -160,16 +176,9 @@ pub async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>) -> Response<P
         }
     }
     head.headers.insert(REQUEST_ID, call.request_id);
-    let end = CallEnd {
-        _inflight: inflight,
-        config: config.clone(),
-        route: seen.route,
-        endpoint: seen.endpoint,
-        status: head.status.as_u16(),
-        started: call.started,
-        sse: is_sse(&head.headers),
-    };
-    Response::from_parts(head, ObservedBody::new(body, end).boxed_unsync())
+    seen.status = Some(head.status.as_u16());
+    seen.sse = is_sse(&head.headers);
+    Response::from_parts(head, ObservedBody::new(body, seen).boxed_unsync())
 }
 
 fn is_sse(headers: &http::HeaderMap) -> bool {
@@ -182,7 +191,7 @@ fn is_sse(headers: &http::HeaderMap) -> bool {
 async fn proxy(
     runtime: &Runtime,
     call: &Call,
-    seen: &mut Seen,
+    seen: &mut CallEnd,
     req: Request<Incoming>,
 ) -> Result<Response<Answer>, ProxyError> {
     let config = &runtime.config;
