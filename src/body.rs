@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
 use tokio::time::{Instant, Sleep};
@@ -276,6 +276,97 @@ where
     }
 }
 
+/// Timing hooks of a response body, driven by [`ObservedBody`].
+pub trait BodyObserver {
+    /// The first data frame is being handed to the client.
+    fn first_data(&mut self);
+    /// The body ended, exactly once. `complete`: its last frame was returned (or it was
+    /// dropped already at its end, e.g. an empty body hyper never polls); `false` when it
+    /// failed or was dropped before its end (client gone).
+    fn end(&mut self, complete: bool);
+}
+
+/// Passes `inner` through unchanged and tells an observer when its first data frame goes
+/// out and when it ends (used for per-call metrics: the observer can hold the in-flight
+/// guard, which then lives as long as the stream). No allocation of its own.
+pub struct ObservedBody<B: Body, O: BodyObserver> {
+    inner: B,
+    observer: Option<O>,
+    seen_data: bool,
+    /// Bytes left of an exactly sized body: hyper stops polling (and drops the body) once it
+    /// has written `Content-Length` bytes, without waiting for the end frame.
+    remaining: Option<u64>,
+}
+
+impl<B: Body, O: BodyObserver> ObservedBody<B, O> {
+    pub fn new(inner: B, observer: O) -> Self {
+        let remaining = inner.size_hint().exact();
+        ObservedBody {
+            inner,
+            observer: Some(observer),
+            seen_data: false,
+            remaining,
+        }
+    }
+
+    fn end(&mut self, complete: bool) {
+        if let Some(mut o) = self.observer.take() {
+            o.end(complete);
+        }
+    }
+}
+
+impl<B: Body, O: BodyObserver> Drop for ObservedBody<B, O> {
+    fn drop(&mut self) {
+        if self.observer.is_some() {
+            let complete = self.inner.is_end_stream() || self.remaining == Some(0);
+            self.end(complete);
+        }
+    }
+}
+
+impl<B, O> Body for ObservedBody<B, O>
+where
+    B: Body + Unpin,
+    O: BodyObserver + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(left), Some(d)) = (this.remaining.as_mut(), frame.data_ref()) {
+                    *left = left.saturating_sub(d.remaining() as u64);
+                }
+                if !this.seen_data && frame.is_data() {
+                    this.seen_data = true;
+                    if let Some(o) = this.observer.as_mut() {
+                        o.first_data();
+                    }
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.end(false),
+            Poll::Ready(None) => this.end(true),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,5 +417,67 @@ mod tests {
         let second = b.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(second, "second");
         assert!(b.frame().await.is_none());
+    }
+
+    #[derive(Default)]
+    struct Seen {
+        first: u32,
+        end: u32,
+        complete: bool,
+    }
+    struct Obs(std::sync::Arc<std::sync::Mutex<Seen>>);
+    impl BodyObserver for Obs {
+        fn first_data(&mut self) {
+            self.0.lock().unwrap().first += 1;
+        }
+        fn end(&mut self, complete: bool) {
+            let mut s = self.0.lock().unwrap();
+            s.end += 1;
+            s.complete = complete;
+        }
+    }
+
+    #[tokio::test]
+    async fn observed_body_reports_first_data_and_end_once() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
+        let frames: Vec<Item> = ["a", "b"]
+            .iter()
+            .map(|s| Ok(Frame::data(Bytes::from(*s))))
+            .collect();
+        let mut b = ObservedBody::new(
+            StreamBody::new(futures_util::stream::iter(frames)),
+            Obs(seen.clone()),
+        );
+        assert_eq!(b.frame().await.unwrap().unwrap().into_data().unwrap(), "a");
+        assert_eq!(seen.lock().unwrap().first, 1);
+        assert_eq!(seen.lock().unwrap().end, 0);
+        assert_eq!(b.frame().await.unwrap().unwrap().into_data().unwrap(), "b");
+        assert!(b.frame().await.is_none());
+        drop(b);
+        let s = seen.lock().unwrap();
+        assert_eq!((s.first, s.end, s.complete), (1, 1, true));
+    }
+
+    #[tokio::test]
+    async fn observed_body_dropped_after_its_length_is_complete() {
+        // hyper stops at Content-Length and drops the body without polling its end.
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
+        let mut b = ObservedBody::new(full("xyz"), Obs(seen.clone()));
+        assert_eq!(
+            b.frame().await.unwrap().unwrap().into_data().unwrap(),
+            "xyz"
+        );
+        drop(b);
+        let s = seen.lock().unwrap();
+        assert_eq!((s.first, s.end, s.complete), (1, 1, true));
+    }
+
+    #[tokio::test]
+    async fn observed_body_dropped_early_ends_once() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
+        let b = ObservedBody::new(full("x"), Obs(seen.clone()));
+        drop(b);
+        let s = seen.lock().unwrap();
+        assert_eq!((s.first, s.end, s.complete), (0, 1, false));
     }
 }

@@ -224,8 +224,9 @@ pub fn status_class(status: Option<u16>) -> &'static str {
 }
 
 /// A call ended: counts it and observes its total duration. Call once per call, when the
-/// response body (stream included) has ended or failed. `status` = `None` when no response
-/// status reached the client.
+/// response body (stream included) has ended or failed. `status` = `None` when the call did
+/// not complete: no response status reached the client, or the body failed or was abandoned
+/// after the head (upstream error mid-body, total timeout, client gone).
 pub fn request_finished(route: &str, endpoint: &str, status: Option<u16>, total: Duration) {
     let m = &*METRICS;
     m.requests
@@ -237,7 +238,9 @@ pub fn request_finished(route: &str, endpoint: &str, status: Option<u16>, total:
 }
 
 /// Parapet's own time for a call: `total` minus the time spent waiting on the upstream
-/// (saturating at zero).
+/// (saturating at zero). The proxy passes `total` = request head → response head and
+/// `upstream` = upstream time to first byte (+ the upstream body read of a buffered guarded
+/// answer), so this is Parapet's time before the head; streamed relay time is not in it.
 pub fn overhead(route: &str, total: Duration, upstream: Duration) {
     METRICS
         .overhead

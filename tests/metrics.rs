@@ -1,7 +1,10 @@
 //! `/metrics` on the admin listener: the exposition parses (every sample line is
 //! `name{labels} value`, every `# TYPE` is valid and precedes its samples), and carries the
-//! series this side owns: reload results, build info, policy rule count, in-flight gauge.
-//! The registry is process-wide, so counters are compared before/after, never absolutely.
+//! series this side owns: reload results, build info, policy rule count, in-flight gauge; and
+//! the data-plane series recorded by the proxy (calls by status class, duration, overhead,
+//! upstream TTFB, stream TTFT, policy evaluation, violations, redactions, denials), plus the
+//! `x-parapet-overhead-ms` header. The registry is process-wide, so counters are compared
+//! before/after, never absolutely.
 
 mod common;
 
@@ -242,4 +245,365 @@ fn parser_rejects_malformed_expositions() {
     }
     let (_, ok) = parse("# HELP x h\n# TYPE x counter\nx{a=\"1\",b=\"2\"} 3\n");
     assert_eq!(ok[0].labels.len(), 2);
+}
+
+/// A sample's value, 0 when the series does not exist yet.
+fn val(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    value(samples, name, labels).unwrap_or(0.0)
+}
+
+fn guarded_config(upstream: &str, extra_server: &str) -> String {
+    format!(
+        "{}\n[policies]\ndir = \"{}\"\nwatch = false\n",
+        passthrough_config(upstream, extra_server, ""),
+        shipped_policies()
+    )
+}
+
+const GITHUB_TOKEN: &str = "ghp_R8x2LqT7vN4mK9pW3zY6bH1cJ5dF0gS2aE7u";
+
+/// A mix of calls through the shipped policies moves every data-plane series. Other tests in
+/// this binary also use the `openai` route concurrently, so deltas are lower bounds.
+#[tokio::test]
+async fn proxied_calls_move_request_latency_and_policy_series() {
+    let m = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let p = start(&guarded_config(&m.url(), "")).await;
+    let url = format!("http://{}/v1/chat/completions", p.data_addr);
+    let chat = |text: &str| json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]});
+    let (_, before) = scrape(&p).await;
+
+    // Allowed, plain (buffered and guarded: the shipped policies have response rules).
+    let r = post(&url, &[], &chat("hello there")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Allowed, streamed.
+    let mut streamed = chat("stream me a story");
+    streamed["stream"] = json!(true);
+    let s = post_streamed(&url, &[], &streamed).await;
+    assert_eq!(s.status, 200);
+    assert!(!s.frames.is_empty());
+    // Redacted: an email in the prompt.
+    let r = post(&url, &[], &chat("write to jane.doe@example.com please")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Denied: a GitHub token in the prompt.
+    let r = post(&url, &[], &chat(&format!("deploy with {GITHUB_TOKEN}"))).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    // Upstream failure.
+    let r = post(&url, &[("x-mock-status", "503")], &chat("hi")).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    // No route: counted under the `-` route.
+    let r = post(
+        &format!("http://{}/v2/elsewhere", p.data_addr),
+        &[],
+        &json!({}),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+
+    // A call is recorded as its body ends, which can be just after the client read it.
+    let routed = |s: &[Sample]| -> f64 {
+        s.iter()
+            .filter(|x| {
+                x.name == "parapet_requests_total"
+                    && x.labels.get("route").map(String::as_str) == Some("openai")
+            })
+            .map(|x| x.value)
+            .sum()
+    };
+    let (mut types, mut after) = scrape(&p).await;
+    for _ in 0..100 {
+        if routed(&after) >= routed(&before) + 5.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        (types, after) = scrape(&p).await;
+    }
+    for (name, kind) in [
+        ("parapet_requests_total", "counter"),
+        ("parapet_request_duration_seconds", "histogram"),
+        ("parapet_overhead_seconds", "histogram"),
+        ("parapet_upstream_ttfb_seconds", "histogram"),
+        ("parapet_stream_ttft_seconds", "histogram"),
+        ("parapet_policy_eval_seconds", "histogram"),
+        ("parapet_violations_total", "counter"),
+        ("parapet_redactions_total", "counter"),
+        ("parapet_denied_total", "counter"),
+    ] {
+        assert_eq!(types.get(name).map(String::as_str), Some(kind), "{name}");
+    }
+    let delta = |name: &str, labels: &[(&str, &str)]| {
+        val(&after, name, labels) - val(&before, name, labels)
+    };
+    let requests = |class: &str| {
+        delta(
+            "parapet_requests_total",
+            &[
+                ("route", "openai"),
+                ("endpoint", "oa"),
+                ("status_class", class),
+            ],
+        )
+    };
+    assert!(requests("2xx") >= 3.0, "2xx {}", requests("2xx"));
+    assert!(requests("4xx") >= 1.0, "4xx {}", requests("4xx"));
+    assert!(requests("5xx") >= 1.0, "5xx {}", requests("5xx"));
+    let no_route = delta(
+        "parapet_requests_total",
+        &[("route", "-"), ("endpoint", "-"), ("status_class", "4xx")],
+    );
+    assert!(no_route >= 1.0, "no route {no_route}");
+
+    let openai = [("route", "openai")];
+    assert!(delta("parapet_request_duration_seconds_count", &openai) >= 5.0);
+    assert!(delta("parapet_overhead_seconds_count", &openai) >= 5.0);
+    assert!(delta("parapet_overhead_seconds_count", &[("route", "-")]) >= 1.0);
+    // The denied call never reached the upstream: four upstream heads.
+    assert!(delta("parapet_upstream_ttfb_seconds_count", &[("endpoint", "oa")]) >= 4.0);
+    assert!(delta("parapet_stream_ttft_seconds_count", &openai) >= 1.0);
+    // Request side evaluated on the five routed calls, response side on the two buffered 2xx.
+    assert!(delta("parapet_policy_eval_seconds_count", &[("side", "request")]) >= 5.0);
+    assert!(delta("parapet_policy_eval_seconds_count", &[("side", "response")]) >= 2.0);
+    // Histogram sums are in seconds and plausible (a local call takes far below 10 s).
+    let overhead_sum = delta("parapet_overhead_seconds_sum", &openai);
+    assert!(overhead_sum > 0.0 && overhead_sum < 10.0, "{overhead_sum}");
+
+    assert!(
+        delta(
+            "parapet_violations_total",
+            &[
+                ("rule", "secrets/deny-in-request"),
+                ("action", "deny"),
+                ("side", "request")
+            ]
+        ) >= 1.0
+    );
+    assert!(delta("parapet_denied_total", &[("side", "request")]) >= 1.0);
+    assert!(
+        delta(
+            "parapet_violations_total",
+            &[
+                ("rule", "pii/email"),
+                ("action", "redact"),
+                ("side", "request")
+            ]
+        ) >= 1.0
+    );
+    assert!(delta("parapet_redactions_total", &[("rule", "pii/email")]) >= 1.0);
+    // Never request data as a label value.
+    for s in &after {
+        for v in s.labels.values() {
+            assert!(
+                !v.contains("jane.doe") && !v.contains("ghp_") && !v.contains("/v1/"),
+                "request data in a label: {s:?}"
+            );
+        }
+    }
+    p.shutdown().await;
+    m.shutdown().await;
+}
+
+/// A streamed call counts in flight and is finished (counted, timed) when its body ends, not
+/// at the response head. Only this test uses the `anthropic` route in this binary.
+#[tokio::test]
+async fn streamed_call_is_counted_at_the_end_of_its_body() {
+    use http_body_util::BodyExt;
+    let m = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let p = start(&passthrough_config(&m.url(), "", "")).await;
+    let labels = [("route", "anthropic")];
+    let finished = |s: &[Sample]| val(s, "parapet_request_duration_seconds_count", &labels);
+    let (_, before) = scrape(&p).await;
+
+    let body = json!({"model": "claude", "max_tokens": 64, "stream": true,
+        "messages": [{"role": "user", "content": "abcdefghijklmnopqrstuvwxyz"}]});
+    let req = http::Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{}/v1/messages", p.data_addr))
+        .header("content-type", "application/json")
+        .header("x-mock-chunk-delay-ms", "60")
+        .header("x-mock-chunk-size", "5")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let resp = client().request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let (_, at_head) = scrape(&p).await;
+    assert_eq!(finished(&at_head), finished(&before), "counted at the head");
+    assert!(val(&at_head, "parapet_inflight_requests", &[]) >= 1.0);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(!bytes.is_empty());
+    // The body end is recorded as the last frame is handed to hyper; give it a moment.
+    let mut after = at_head;
+    for _ in 0..50 {
+        (_, after) = scrape(&p).await;
+        if finished(&after) > finished(&before) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(finished(&after), finished(&before) + 1.0);
+    assert_eq!(
+        val(
+            &after,
+            "parapet_requests_total",
+            &[
+                ("route", "anthropic"),
+                ("endpoint", "an"),
+                ("status_class", "2xx")
+            ]
+        ) - val(
+            &before,
+            "parapet_requests_total",
+            &[
+                ("route", "anthropic"),
+                ("endpoint", "an"),
+                ("status_class", "2xx")
+            ]
+        ),
+        1.0
+    );
+    // Duration covers the whole stream (several 60 ms gaps), not just the head.
+    let dur = val(&after, "parapet_request_duration_seconds_sum", &labels)
+        - val(&before, "parapet_request_duration_seconds_sum", &labels);
+    assert!(
+        dur >= 0.2 && dur <= elapsed + 0.05,
+        "duration {dur} elapsed {elapsed}"
+    );
+    // The first token went out well before the end.
+    let ttft = val(&after, "parapet_stream_ttft_seconds_sum", &labels)
+        - val(&before, "parapet_stream_ttft_seconds_sum", &labels);
+    assert!(ttft > 0.0 && ttft < dur, "ttft {ttft} duration {dur}");
+    // Overhead (time to head minus upstream TTFB) is small next to the stream.
+    let overhead = val(&after, "parapet_overhead_seconds_sum", &labels)
+        - val(&before, "parapet_overhead_seconds_sum", &labels);
+    assert!((0.0..0.2).contains(&overhead), "overhead {overhead}");
+    p.shutdown().await;
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn overhead_header_is_off_by_default_and_on_when_configured() {
+    let m = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
+
+    let off = start(&guarded_config(&m.url(), "")).await;
+    let r = post(
+        &format!("http://{}/v1/chat/completions", off.data_addr),
+        &[],
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers.get("x-parapet-overhead-ms").is_none());
+    off.shutdown().await;
+
+    let on = start(&guarded_config(&m.url(), "overhead_header = true")).await;
+    let ms = |r: &Reply| -> f64 {
+        let v = r.headers["x-parapet-overhead-ms"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let (_, decimals) = v.split_once('.').expect("decimal point");
+        assert_eq!(decimals.len(), 3, "{v}");
+        v.parse().unwrap()
+    };
+    // Upstream answers after 300 ms: not counted as overhead.
+    let r = post(
+        &format!("http://{}/v1/chat/completions", on.data_addr),
+        &[("x-mock-delay-ms", "300")],
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let v = ms(&r);
+    assert!((0.0..250.0).contains(&v), "{v}");
+    // Streamed answers and Parapet's own errors carry it too.
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let s = post_streamed(
+        &format!("http://{}/v1/chat/completions", on.data_addr),
+        &[],
+        &streamed,
+    )
+    .await;
+    assert!(s.headers.contains_key("x-parapet-overhead-ms"));
+    let r = post(
+        &format!("http://{}/v1/chat/completions", on.data_addr),
+        &[],
+        &json!({"model": "m", "messages": [{"role": "user", "content": format!("key {GITHUB_TOKEN}")}]}),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(ms(&r) >= 0.0);
+    on.shutdown().await;
+    m.shutdown().await;
+}
+
+#[test]
+fn overhead_header_env_override() {
+    let load = |env: &[(&str, &str)]| {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parapet::config::load_str(
+            &passthrough_config("http://127.0.0.1:1", "", ""),
+            std::path::Path::new("test.toml"),
+            &env,
+            &|_| Some("k".into()),
+        )
+    };
+    let pol = ("PARAPET_POLICIES_DIR", no_policies());
+    let base = [(pol.0, pol.1.as_str())];
+    assert!(!load(&base).unwrap().server.overhead_header);
+    for (v, want) in [("true", true), ("1", true), ("false", false), ("0", false)] {
+        let c = load(&[base[0], ("PARAPET_OVERHEAD_HEADER", v)]).unwrap();
+        assert_eq!(c.server.overhead_header, want, "{v}");
+    }
+    assert!(load(&[base[0], ("PARAPET_OVERHEAD_HEADER", "yes")]).is_err());
+}
+
+/// A client that leaves before the response head is still counted once, as `error`.
+#[tokio::test]
+async fn call_abandoned_before_the_head_is_counted_as_error() {
+    let m = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let cfg = format!(
+        "[[endpoints]]\nid = \"slow\"\nkind = \"openai\"\nbase_url = \"{}\"\n\n[[routes]]\nid = \"gone\"\npath_prefix = \"/v1/\"\nendpoint = \"slow\"\n",
+        m.url()
+    );
+    let p = start(&cfg).await;
+    let labels = [
+        ("route", "gone"),
+        ("endpoint", "slow"),
+        ("status_class", "error"),
+    ];
+    let (_, before) = scrape(&p).await;
+    let gone = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        post(
+            &format!("http://{}/v1/chat/completions", p.data_addr),
+            &[("x-mock-delay-ms", "3000")],
+            &json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+    )
+    .await;
+    assert!(gone.is_err(), "answered before the client left");
+    let mut after = scrape(&p).await.1;
+    for _ in 0..100 {
+        if val(&after, "parapet_requests_total", &labels)
+            > val(&before, "parapet_requests_total", &labels)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        after = scrape(&p).await.1;
+    }
+    assert_eq!(
+        val(&after, "parapet_requests_total", &labels)
+            - val(&before, "parapet_requests_total", &labels),
+        1.0
+    );
+    p.shutdown().await;
+    m.shutdown().await;
 }

@@ -90,6 +90,8 @@ pub struct ServerConfig {
     pub unknown_paths: UnknownPaths,
     pub drain_timeout: Duration,
     pub upstream_roots: RootStore,
+    /// Add `x-parapet-overhead-ms` to proxied responses.
+    pub overhead_header: bool,
     pub tls: Option<TlsFiles>,
 }
 
@@ -270,6 +272,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PARAPET_MAX_BODY_BYTES", "server.max_body_bytes"),
     ("PARAPET_UNKNOWN_PATHS", "server.unknown_paths"),
     ("PARAPET_DRAIN_TIMEOUT_MS", "server.drain_timeout_ms"),
+    ("PARAPET_OVERHEAD_HEADER", "server.overhead_header"),
     ("PARAPET_LOG_FORMAT", "log.format"),
     ("PARAPET_POLICIES_DIR", "policies.dir"),
 ];
@@ -342,6 +345,11 @@ fn apply_env(raw: &mut RawConfig, env: &[(String, String)], v: &mut Validator) {
             "PARAPET_DRAIN_TIMEOUT_MS" => match val.parse() {
                 Ok(n) => raw.server.drain_timeout_ms = n,
                 Err(_) => v.env_err(k, "must be a whole number of milliseconds"),
+            },
+            "PARAPET_OVERHEAD_HEADER" => match val.as_str() {
+                "true" | "1" => raw.server.overhead_header = true,
+                "false" | "0" => raw.server.overhead_header = false,
+                _ => v.env_err(k, "must be true, false, 1 or 0"),
             },
             _ => {}
         }
@@ -465,6 +473,7 @@ impl Validator {
                 unknown_paths,
                 drain_timeout: Duration::from_millis(raw.server.drain_timeout_ms),
                 upstream_roots,
+                overhead_header: raw.server.overhead_header,
                 tls,
             },
             policies,

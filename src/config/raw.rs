@@ -61,6 +61,9 @@ pub struct RawServer {
     pub drain_timeout_ms: u64,
     /// Root certificates used to verify upstream TLS: `webpki` (bundled) or `native`.
     pub upstream_roots: String,
+    /// Add `x-parapet-overhead-ms` (Parapet's own time until the response head) to every
+    /// proxied response.
+    pub overhead_header: bool,
     /// Terminate TLS on the data-plane listener.
     pub tls: Option<RawTls>,
 }
@@ -74,6 +77,7 @@ impl Default for RawServer {
             unknown_paths: "forward".into(),
             drain_timeout_ms: 30_000,
             upstream_roots: "webpki".into(),
+            overhead_header: false,
             tls: None,
         }
     }

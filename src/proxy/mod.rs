@@ -19,6 +19,19 @@
 //!    (`RelayBody`, total timeout); `x-request-id` is added to every response.
 //!
 //! Errors from any phase are `ProxyError`s, turned into a response in one place (`handle`).
+//!
+//! Metrics (`crate::metrics`): `handle` counts the call in flight from its start until the
+//! response body ends, and wraps every response body in an `ObservedBody` whose `CallEnd`
+//! records `parapet_requests_total` / `parapet_request_duration_seconds` once, when the body
+//! ends (streams included), and the SSE time to first token when the first body frame goes
+//! out. At the response head it records `parapet_overhead_seconds`: Parapet's own time until
+//! the head = time from the request head to the response head minus the upstream time (time
+//! to first byte, plus — for buffered JSON answers guarded by response policies — the time
+//! spent reading the upstream body). It includes body reading, routing, authentication, both
+//! policy evaluations of a buffered call, and re-serialization; it does not include anything
+//! after the head (streamed relay and the incremental stream guard). The same value is the
+//! optional `x-parapet-overhead-ms` header. Label values are configuration ids only
+//! (`metrics::NO_ROUTE` before a route is known).
 
 pub mod headers;
 
@@ -26,16 +39,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response};
-use http_body_util::{BodyExt, Full, Limited};
+use http::{HeaderName, HeaderValue, Request, Response};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::body::{GuardedBody, ProxyBody, RelayBody};
-use crate::config::{AuthMode, Endpoint, Route, UnknownPaths};
+use crate::body::{BodyObserver, GuardedBody, ObservedBody, ProxyBody, RelayBody};
+use crate::config::{AuthMode, Config, Endpoint, Route, UnknownPaths};
 use crate::error::{ErrorShape, ProxyError};
 use crate::guard::{Ctx, PolicySet, Side};
+use crate::metrics;
 use crate::provider::format_for_path;
 use crate::provider::ApiFormat;
 use crate::redact::stream::StreamGuard;
@@ -44,11 +58,79 @@ use crate::runtime::Runtime;
 use crate::upstream::{classify_error, upstream_uri};
 use headers::{inject_provider_key, request_id, upstream_request_headers, REQUEST_ID};
 
+/// Response header carrying Parapet's own time until the response head, in milliseconds
+/// with three decimals (`server.overhead_header`).
+pub const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-parapet-overhead-ms");
+
 /// Per-request context carried through the phases.
 struct Call {
     request_id: HeaderValue,
     shape: ErrorShape,
     started: Instant,
+}
+
+/// Body of a proxied answer, boxed once in `handle`: relayed as is, a guarded stream, or a
+/// guarded buffered JSON body.
+type Answer = Either<RelayBody<Incoming>, Either<GuardedBody<RelayBody<Incoming>>, Full<Bytes>>>;
+
+/// The call's metrics state (no allocation: an index and `Arc`s). Filled in by the phases,
+/// then moved into the response body, which ends it when the body ends; holds the in-flight
+/// guard. Dropped without ending (client gone before the response head: the `handle` future
+/// is dropped) it records the call with no status.
+struct CallEnd {
+    _inflight: metrics::Inflight,
+    config: Arc<Config>,
+    /// Index of the matched route in `Config::routes`.
+    route: Option<usize>,
+    endpoint: Option<Arc<Endpoint>>,
+    /// Time spent waiting on the upstream before the response head: time to first byte,
+    /// plus reading the body of a buffered (guarded JSON) answer.
+    upstream: Duration,
+    /// Response status, once the head is built.
+    status: Option<u16>,
+    started: Instant,
+    sse: bool,
+    ended: bool,
+}
+
+impl CallEnd {
+    fn route(&self) -> &str {
+        route_label(&self.config, self.route)
+    }
+}
+
+impl BodyObserver for CallEnd {
+    fn first_data(&mut self) {
+        if self.sse {
+            metrics::stream_ttft(self.route(), self.started.elapsed());
+        }
+    }
+
+    fn end(&mut self, complete: bool) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        let endpoint = self
+            .endpoint
+            .as_deref()
+            .map_or(metrics::NO_ROUTE, |e| e.id.as_str());
+        // A body that failed or was abandoned (upstream error mid-body, total timeout,
+        // client gone) did not complete the call: counted as `error`.
+        let status = self.status.filter(|_| complete);
+        metrics::request_finished(self.route(), endpoint, status, self.started.elapsed());
+    }
+}
+
+impl Drop for CallEnd {
+    fn drop(&mut self) {
+        self.end(false);
+    }
+}
+
+fn route_label(config: &Config, route: Option<usize>) -> &str {
+    route
+        .and_then(|i| config.routes.get(i))
+        .map_or(metrics::NO_ROUTE, |r| r.id.as_str())
 }
 
 /// Entry point for one data-plane request. Never fails: errors become provider-shaped responses.
@@ -58,10 +140,21 @@ pub async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>) -> Response<P
         shape: ErrorShape::for_path(req.uri().path()),
         started: Instant::now(),
     };
+    let mut seen = CallEnd {
+        _inflight: metrics::inflight(),
+        config: runtime.config.clone(),
+        route: None,
+        endpoint: None,
+        upstream: Duration::ZERO,
+        status: None,
+        started: call.started,
+        sse: false,
+        ended: false,
+    };
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let mut resp = match proxy(&runtime, &call, req).await {
-        Ok(resp) => resp,
+    let resp = match proxy(&runtime, &call, &mut seen, req).await {
+        Ok(resp) => resp.map(Either::Left),
         Err(err) => {
             let status = err.status_code();
             if status.is_server_error() {
@@ -69,18 +162,38 @@ pub async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>) -> Response<P
             } else {
                 tracing::info!(request_id = ?call.request_id, %method, %path, code = err.code(), status = status.as_u16(), "request rejected");
             }
-            err.into_response(call.shape)
+            err.into_response(call.shape).map(Either::Right)
         }
     };
-    resp.headers_mut().insert(REQUEST_ID, call.request_id);
-    resp
+    let to_head = call.started.elapsed();
+    let config = &runtime.config;
+    metrics::overhead(route_label(config, seen.route), to_head, seen.upstream);
+    let (mut head, body) = resp.into_parts();
+    if config.server.overhead_header {
+        let ms = to_head.saturating_sub(seen.upstream).as_secs_f64() * 1000.0;
+        if let Ok(v) = HeaderValue::from_str(&format!("{ms:.3}")) {
+            head.headers.insert(OVERHEAD_HEADER, v);
+        }
+    }
+    head.headers.insert(REQUEST_ID, call.request_id);
+    seen.status = Some(head.status.as_u16());
+    seen.sse = is_sse(&head.headers);
+    Response::from_parts(head, ObservedBody::new(body, seen).boxed_unsync())
+}
+
+fn is_sse(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
 }
 
 async fn proxy(
     runtime: &Runtime,
     call: &Call,
+    seen: &mut CallEnd,
     req: Request<Incoming>,
-) -> Result<Response<ProxyBody>, ProxyError> {
+) -> Result<Response<Answer>, ProxyError> {
     let config = &runtime.config;
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
@@ -101,6 +214,10 @@ async fn proxy(
     let route = config
         .match_route(path, peeked.model.as_deref())
         .ok_or(ProxyError::NoRoute)?;
+    seen.route = config.routes.iter().position(|r| std::ptr::eq(r, route));
+    // The endpoint label is the route's (primary) endpoint, also for calls refused before
+    // anything is sent.
+    seen.endpoint = Some(route.primary().clone());
     let mut headers = upstream_request_headers(parts.headers);
     authenticate(runtime, route, &mut headers)?;
 
@@ -150,7 +267,8 @@ async fn proxy(
         .map_err(|e| ProxyError::BuildRequest(e.to_string()))?;
     *up.headers_mut() = headers;
 
-    let (head, relay) = forward(runtime, endpoint, up).await?;
+    let (head, relay, ttfb) = forward(runtime, endpoint, up).await?;
+    seen.upstream = ttfb;
     tracing::debug!(
         request_id = ?call.request_id,
         route = %route.id,
@@ -162,9 +280,20 @@ async fn proxy(
     );
     match response_guard {
         Some((fmt, app)) if head.status.is_success() => {
-            guard_response(policies.clone(), fmt, app, redactor, head, relay, call).await
+            let upstream = &mut seen.upstream;
+            guard_response(
+                policies.clone(),
+                fmt,
+                app,
+                redactor,
+                head,
+                relay,
+                call,
+                upstream,
+            )
+            .await
         }
-        _ => Ok(Response::from_parts(head, relay.boxed_unsync())),
+        _ => Ok(Response::from_parts(head, Either::Left(relay))),
     }
 }
 
@@ -179,9 +308,10 @@ fn guard_request(
 ) -> Result<Bytes, ProxyError> {
     let mut value: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| ProxyError::InvalidJson(e.to_string()))?;
-    let outcome = policies
-        .guard_request(fmt, &mut value, app, redactor)
-        .map_err(|e| ProxyError::InvalidRequest(e.to_string()))?;
+    let t = Instant::now();
+    let outcome = policies.guard_request(fmt, &mut value, app, redactor);
+    metrics::policy_eval("request", t.elapsed());
+    let outcome = outcome.map_err(|e| ProxyError::InvalidRequest(e.to_string()))?;
     log_violations(call, &outcome.violations);
     if let Some((status, rules)) = outcome.deny {
         crate::metrics::denied("request");
@@ -199,7 +329,8 @@ fn guard_request(
 }
 
 /// Evaluate response policies: streams through the incremental `StreamGuard`, JSON bodies
-/// buffered and guarded whole.
+/// buffered and guarded whole (the time reading the upstream body is added to `upstream`).
+#[allow(clippy::too_many_arguments)]
 async fn guard_response(
     policies: Arc<PolicySet>,
     fmt: ApiFormat,
@@ -208,7 +339,8 @@ async fn guard_response(
     mut head: http::response::Parts,
     relay: RelayBody<Incoming>,
     call: &Call,
-) -> Result<Response<ProxyBody>, ProxyError> {
+    upstream: &mut Duration,
+) -> Result<Response<Answer>, ProxyError> {
     let encoded = head
         .headers
         .get(http::header::CONTENT_ENCODING)
@@ -216,12 +348,7 @@ async fn guard_response(
     if encoded {
         return Err(ProxyError::Uninspectable("compressed response"));
     }
-    let is_sse = head
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    if is_sse {
+    if is_sse(&head.headers) {
         head.headers.remove(http::header::CONTENT_LENGTH);
         let guard = StreamGuard::new(policies, app, fmt, redactor);
         let request_id = call.request_id.clone();
@@ -233,11 +360,15 @@ async fn guard_response(
             }
         });
         let body = GuardedBody::new(relay, guard, on_end);
-        return Ok(Response::from_parts(head, body.boxed_unsync()));
+        return Ok(Response::from_parts(
+            head,
+            Either::Right(Either::Left(body)),
+        ));
     }
-    let bytes = relay
-        .collect()
-        .await
+    let read = Instant::now();
+    let collected = relay.collect().await;
+    *upstream += read.elapsed();
+    let bytes = collected
         .map_err(|e| ProxyError::UpstreamRequest {
             endpoint: "-".into(),
             detail: e.to_string(),
@@ -247,9 +378,11 @@ async fn guard_response(
         return Err(ProxyError::Uninspectable("response is not JSON"));
     };
     let mut redactor = redactor;
-    let outcome = policies
-        .guard_response(fmt, &mut value, &app, &mut redactor)
-        .map_err(|_| ProxyError::Uninspectable("response does not match the API format"))?;
+    let t = Instant::now();
+    let outcome = policies.guard_response(fmt, &mut value, &app, &mut redactor);
+    metrics::policy_eval("response", t.elapsed());
+    let outcome =
+        outcome.map_err(|_| ProxyError::Uninspectable("response does not match the API format"))?;
     log_violations(call, &outcome.violations);
     if let Some((status, rules)) = outcome.deny {
         crate::metrics::denied("response");
@@ -266,7 +399,10 @@ async fn guard_response(
         bytes
     };
     head.headers.remove(http::header::CONTENT_LENGTH);
-    Ok(Response::from_parts(head, crate::body::full(body)))
+    Ok(Response::from_parts(
+        head,
+        Either::Right(Either::Right(Full::new(body))),
+    ))
 }
 
 /// Log and count violations (rule ids, offsets, locations — never values).
@@ -357,12 +493,14 @@ fn authenticate(
     }
 }
 
-/// Send the request to the endpoint; returns the response head and the relayed body.
+/// Send the request to the endpoint; returns the response head, the relayed body and the
+/// upstream time to first byte (request sent → response head, also recorded as
+/// `parapet_upstream_ttfb_seconds`).
 async fn forward(
     runtime: &Runtime,
     endpoint: &Endpoint,
     up: Request<Full<Bytes>>,
-) -> Result<(http::response::Parts, RelayBody<Incoming>), ProxyError> {
+) -> Result<(http::response::Parts, RelayBody<Incoming>, Duration), ProxyError> {
     let client = runtime
         .upstreams
         .client(&endpoint.id)
@@ -380,11 +518,14 @@ async fn forward(
             })
         }
     };
+    let ttfb = started.elapsed();
+    metrics::upstream_ttfb(&endpoint.id, ttfb);
     let (mut parts, body) = resp.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers);
     Ok((
         parts,
         RelayBody::new(body, deadline, endpoint.total_timeout),
+        ttfb,
     ))
 }
 
