@@ -258,10 +258,16 @@ for t in "${TARGET_LIST[@]}"; do
   [[ "$out" == *'data: [DONE]'* ]] || die "$t: unexpected stream answer: ${out:0:300}"
 done
 
-declare -A RPS P50 P99 ERR
+declare -A RPS P50 P99 ERR OVH
+# Sum and count of Parapet's own overhead histogram (all routes), from its /metrics.
+overhead_totals() {
+  curl -s --max-time 5 "http://127.0.0.1:$A_PORT/metrics" |
+    awk '/^parapet_overhead_seconds_sum/ {s += $NF} /^parapet_overhead_seconds_count/ {c += $NF} END {printf "%s %s", s + 0, c + 0}'
+}
 run_one() { # target kind
-  local t="$1" kind="$2" out line wpid deadline rss
+  local t="$1" kind="$2" out line wpid deadline rss before after
   echo "measuring $t/$kind: ${CONNS} connections, ${DURATION}s..." >&2
+  [ "$t" = parapet ] && before="$(overhead_totals)"
   wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$WORK/$kind.lua" \
     "${BASE[$t]}/v1/chat/completions" >"$WORK/wrk-$t-$kind.txt" 2>&1 &
   wpid=$!
@@ -281,6 +287,11 @@ run_one() { # target kind
   P50[$t.$kind]="$(awk -v v="$p50" 'BEGIN { printf "%.2f", v / 1000 }')"
   P99[$t.$kind]="$(awk -v v="$p99" 'BEGIN { printf "%.2f", v / 1000 }')"
   ERR[$t.$kind]=$(( non2xx + sockerr ))
+  if [ "$t" = parapet ]; then
+    after="$(overhead_totals)"
+    OVH[$kind]="$(awk -v b="$before" -v a="$after" 'BEGIN { split(b, x, " "); split(a, y, " ");
+      n = y[2] - x[2]; if (n > 0) printf "%.3f", (y[1] - x[1]) / n * 1000; else print "n/a" }')"
+  fi
 }
 for kind in chat stream; do
   for t in "${TARGET_LIST[@]}"; do run_one "$t" "$kind"; done
@@ -313,12 +324,14 @@ REPORT="$WORK/results.md"
   done
   if has_target parapet; then
     echo
-    echo "| workload | parapet/direct req/s | parapet/nginx req/s | parapet p50 - direct p50 (ms) |"
-    echo "| --- | ---: | ---: | ---: |"
+    echo "| workload | parapet/direct req/s | parapet/nginx req/s | parapet p50 - direct p50 (ms) | overhead mean from /metrics (ms) |"
+    echo "| --- | ---: | ---: | ---: | ---: |"
     for kind in chat stream; do
       d="$(has_target direct && awk -v a="${P50[parapet.$kind]}" -v b="${P50[direct.$kind]}" 'BEGIN { printf "%.2f", a - b }' || echo n/a)"
-      echo "| $kind | $(ratio "${RPS[parapet.$kind]:-}" "${RPS[direct.$kind]:-}") | $(ratio "${RPS[parapet.$kind]:-}" "${RPS[nginx.$kind]:-}") | $d |"
+      echo "| $kind | $(ratio "${RPS[parapet.$kind]:-}" "${RPS[direct.$kind]:-}") | $(ratio "${RPS[parapet.$kind]:-}" "${RPS[nginx.$kind]:-}") | $d | ${OVH[$kind]:-n/a} |"
     done
+    echo
+    echo "Overhead from /metrics = mean of parapet_overhead_seconds (time to the response head minus upstream time to first byte) over the cell; the p50 difference is measured outside, by wrk, against direct-to-mock."
     echo
     echo "Parapet RSS: idle $(( IDLE_RSS / 1024 )) MiB (VmRSS 1 s after /readyz), peak under load $(( PEAK_RSS / 1024 )) MiB (VmRSS sampled every 0.2 s)."
   fi
