@@ -392,9 +392,12 @@ impl ScannerBuilder {
         let ac = if ac_patterns.is_empty() {
             None
         } else {
+            // A full DFA: built once per snapshot, it makes the one overlapping pass over
+            // every text several times faster than the default NFA for this many patterns.
             match AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::Standard)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .build(&ac_patterns)
             {
                 Ok(a) => Some(a),
