@@ -386,6 +386,7 @@ impl PolicySet {
         } else {
             aho_corasick::AhoCorasick::builder()
                 .ascii_case_insensitive(true)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .build(list.iter().map(|a| a.literal.as_slice()))
                 .ok()
                 .map(|automaton| {
