@@ -522,6 +522,105 @@ fn eval_injection(scanner: &Scanner, dir: &Path, report: &mut EvalReport) -> Res
     Ok(())
 }
 
+/// Result of replaying eval texts through the streaming guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamCheck {
+    /// Texts replayed.
+    pub texts: usize,
+    /// Texts whose streamed output differed from the non-streamed output.
+    pub mismatches: usize,
+}
+
+impl fmt::Display for StreamCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "streaming check: {} texts replayed as SSE split at random points (1-16 chars a delta, 1-64 bytes a read), {} differ from the non-streamed output",
+            self.texts, self.mismatches
+        )
+    }
+}
+
+/// Replay every presidio sentence and secretlint text through the SSE guard (PII and secrets
+/// redacted on responses), split at pseudo-random points, and compare with the non-streamed
+/// result. Deterministic: the splits come from a fixed-seed generator.
+pub fn stream_check(dir: &Path) -> Result<StreamCheck, EvalError> {
+    use crate::guard::{policy, Ctx, Locations, Outcome, Pass, Side};
+    use crate::redact::stream::replay_chat;
+    use crate::redact::Redactor;
+
+    const POLICY: &str = "[policy]\nid = \"eval\"\n[[rules]]\nid = \"pii\"\ndetector = \"pii\"\naction = \"redact\"\n[[rules]]\nid = \"secrets\"\ndetector = \"secrets\"\naction = \"redact\"\n";
+    let set = policy::compile_sources(&[(PathBuf::from("eval.toml"), POLICY.to_string())], &|_| {
+        None
+    })
+    .map_err(|e| EvalError::Parse {
+        path: PathBuf::from("eval.toml"),
+        record: 0,
+        message: format!("{} policy error(s)", e.len()),
+    })?;
+    let set = std::sync::Arc::new(set);
+    let app = set.applicable(&Ctx {
+        side: Side::Response,
+        route: "eval",
+        model: None,
+    });
+
+    let mut texts: Vec<String> = Vec::new();
+    let path = dir.join("pii/presidio_synth_dataset_v2.json");
+    let records: Vec<PresidioRecord> =
+        serde_json::from_str(&read(&path)?).map_err(|e| EvalError::Parse {
+            path: path.clone(),
+            record: e.line(),
+            message: e.to_string(),
+        })?;
+    texts.extend(records.into_iter().map(|r| r.full_text));
+    let path = dir.join("secrets/secretlint.jsonl");
+    for (i, line) in read(&path)?
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let rec: SecretRecord = serde_json::from_str(line).map_err(|e| EvalError::Parse {
+            path: path.clone(),
+            record: i + 1,
+            message: e.to_string(),
+        })?;
+        texts.push(rec.text);
+    }
+
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = |m: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % m) as usize + 1
+    };
+    let mut mismatches = 0;
+    for text in &texts {
+        let sizes: Vec<usize> = (0..8).map(|_| next(16)).collect();
+        let feed: Vec<usize> = (0..8).map(|_| next(64)).collect();
+        let mut out = Outcome::default();
+        let mut r = Redactor::new();
+        let mut pass = Pass {
+            app: &app,
+            side: Side::Response,
+            redactor: &mut r,
+            out: &mut out,
+        };
+        let whole = set
+            .guard_text(text, Locations::ASSISTANT, &|| "eval".into(), &mut pass)
+            .unwrap_or_else(|| text.clone());
+        let streamed = replay_chat(set.clone(), app.clone(), text, &sizes, &feed);
+        if streamed.content != whole {
+            mismatches += 1;
+        }
+    }
+    Ok(StreamCheck {
+        texts: texts.len(),
+        mismatches,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,5 +693,17 @@ mod tests {
             r.injection_recall()
         );
         assert_eq!(r.injection_fp_sentences, 0, "injection on benign sentences");
+    }
+
+    #[test]
+    fn streamed_eval_texts_match_the_non_streamed_output() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/eval");
+        if !dir.join("pii/presidio_synth_dataset_v2.json").exists() {
+            eprintln!("skipped: {} not found", dir.display());
+            return;
+        }
+        let check = stream_check(&dir).unwrap();
+        assert!(check.texts >= 1500, "{check}");
+        assert_eq!(check.mismatches, 0, "{check}");
     }
 }

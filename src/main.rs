@@ -74,9 +74,12 @@ fn main() -> ExitCode {
             route,
             model,
         } => scan(&policies, &direction, &route, model.as_deref()),
-        Command::Eval { dir } => match parapet::eval::run(&dir) {
-            Ok(report) => {
+        Command::Eval { dir } => match parapet::eval::run(&dir)
+            .and_then(|report| Ok((report, parapet::eval::stream_check(&dir)?)))
+        {
+            Ok((report, streaming)) => {
                 println!("{report}");
+                println!("{streaming}");
                 ExitCode::SUCCESS
             }
             Err(e) => {

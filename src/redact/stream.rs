@@ -737,6 +737,107 @@ fn floor_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// What a replayed stream delivered to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replay {
+    /// The assembled `delta.content` text.
+    pub content: String,
+    /// Every `finish_reason` seen.
+    pub finishes: Vec<String>,
+    /// Whether `data: [DONE]` arrived.
+    pub done: bool,
+}
+
+/// Replay `text` as an OpenAI chat SSE stream through a [`StreamGuard`]: deltas cut into
+/// pieces of `sizes` characters (cycled, widened to char boundaries), the bytes fed in
+/// pieces of `feed` bytes (cycled). Used by the streaming property tests and `parapet eval`.
+pub fn replay_chat(
+    set: Arc<PolicySet>,
+    app: Applicable,
+    text: &str,
+    sizes: &[usize],
+    feed: &[usize],
+) -> Replay {
+    let bytes = chat_stream(text, sizes);
+    let mut g = StreamGuard::new(set, app, ApiFormat::OpenAiChat, Redactor::new());
+    let mut out: Vec<u8> = Vec::new();
+    let mut at = 0;
+    let mut i = 0;
+    while at < bytes.len() {
+        let n = feed
+            .get(i % feed.len().max(1))
+            .copied()
+            .unwrap_or(7)
+            .clamp(1, bytes.len() - at);
+        for b in g.push(&bytes[at..at + n]) {
+            out.extend_from_slice(&b);
+        }
+        at += n;
+        i += 1;
+    }
+    for b in g.finish() {
+        out.extend_from_slice(&b);
+    }
+    let mut dec = SseDecoder::new();
+    let mut frames = dec.feed_vec(&out).unwrap_or_default();
+    frames.extend(dec.finish());
+    let mut replay = Replay {
+        content: String::new(),
+        finishes: Vec::new(),
+        done: false,
+    };
+    for f in frames {
+        let SseFrame::Event(e) = f else { continue };
+        if e.data == "[DONE]" {
+            replay.done = true;
+            continue;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(&e.data) else {
+            continue;
+        };
+        for c in v["choices"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            if let Some(t) = c["delta"]["content"].as_str() {
+                replay.content.push_str(t);
+            }
+            if let Some(r) = c["finish_reason"].as_str() {
+                replay.finishes.push(r.to_string());
+            }
+        }
+    }
+    replay
+}
+
+/// An OpenAI chat SSE stream carrying `text` in deltas of `sizes` characters.
+fn chat_stream(text: &str, sizes: &[usize]) -> Vec<u8> {
+    let mut out = String::new();
+    let mut rest = text;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let mut n = sizes
+            .get(i % sizes.len().max(1))
+            .copied()
+            .unwrap_or(4)
+            .clamp(1, rest.len());
+        while !rest.is_char_boundary(n) {
+            n += 1;
+        }
+        let (piece, tail) = rest.split_at(n);
+        rest = tail;
+        i += 1;
+        let v = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]});
+        out.push_str(&format!("data: {v}\n\n"));
+    }
+    let end = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+    out.push_str(&format!("data: {end}\n\ndata: [DONE]\n\n"));
+    out.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -745,7 +846,6 @@ mod tests {
 
     use super::*;
     use crate::guard::{policy, Ctx};
-    use crate::sse::SseDecoder;
 
     fn shipped() -> Arc<PolicySet> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
@@ -795,83 +895,6 @@ action = "redact"
         (red.unwrap_or_else(|| text.to_string()), out.deny.is_some())
     }
 
-    /// An OpenAI chat SSE stream carrying `text` in deltas cut at `cuts` (char-boundary sizes).
-    fn chat_stream(text: &str, sizes: &[usize]) -> Vec<u8> {
-        let mut out = String::new();
-        let mut rest = text;
-        let mut i = 0;
-        while !rest.is_empty() {
-            let mut n = sizes
-                .get(i % sizes.len().max(1))
-                .copied()
-                .unwrap_or(4)
-                .max(1)
-                .min(rest.len());
-            while !rest.is_char_boundary(n) {
-                n += 1;
-            }
-            let (piece, tail) = rest.split_at(n);
-            rest = tail;
-            i += 1;
-            let v = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]});
-            out.push_str(&format!("data: {v}\n\n"));
-        }
-        let end = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
-        out.push_str(&format!("data: {end}\n\ndata: [DONE]\n\n"));
-        out.into_bytes()
-    }
-
-    /// Run bytes through a guard in pieces of the given sizes; returns (assembled content,
-    /// finish reasons, saw [DONE]).
-    fn run(set: Arc<PolicySet>, bytes: &[u8], feed: &[usize]) -> (String, Vec<String>, bool) {
-        let a = app(&set);
-        let mut g = StreamGuard::new(set, a, ApiFormat::OpenAiChat, Redactor::new());
-        let mut outb: Vec<u8> = Vec::new();
-        let mut at = 0;
-        let mut i = 0;
-        while at < bytes.len() {
-            let n = feed
-                .get(i % feed.len().max(1))
-                .copied()
-                .unwrap_or(7)
-                .max(1)
-                .min(bytes.len() - at);
-            for b in g.push(&bytes[at..at + n]) {
-                outb.extend_from_slice(&b);
-            }
-            at += n;
-            i += 1;
-        }
-        for b in g.finish() {
-            outb.extend_from_slice(&b);
-        }
-        let mut dec = SseDecoder::new();
-        let mut frames = dec.feed_vec(&outb).unwrap();
-        frames.extend(dec.finish());
-        let mut content = String::new();
-        let mut finishes = Vec::new();
-        let mut done = false;
-        for f in frames {
-            let SseFrame::Event(e) = f else { continue };
-            if e.data == "[DONE]" {
-                done = true;
-                continue;
-            }
-            let v: Value = serde_json::from_str(&e.data).unwrap();
-            for c in v["choices"].as_array().unwrap() {
-                if let Some(t) = c["delta"]["content"].as_str() {
-                    content.push_str(t);
-                }
-                if let Some(r) = c["finish_reason"].as_str() {
-                    finishes.push(r.to_string());
-                }
-            }
-        }
-        (content, finishes, done)
-    }
-
     const PIECES: &[&str] = &[
         "hello",
         "the",
@@ -915,7 +938,8 @@ action = "redact"
         ) {
             let set = shipped();
             let (expected, _) = whole(&set, &text);
-            let (content, finishes, done) = run(set, &chat_stream(&text, &sizes), &feed);
+            let a = app(&set);
+            let Replay { content, finishes, done } = replay_chat(set, a, &text, &sizes, &feed);
             prop_assert_eq!(&content, &expected);
             prop_assert_eq!(finishes, vec!["stop".to_string()]);
             prop_assert!(done);
@@ -929,7 +953,8 @@ action = "redact"
         ) {
             let set = with_deny();
             let text = format!("{before} Project Bluebird {after}");
-            let (content, finishes, done) = run(set, &chat_stream(&text, &sizes), &[5, 11, 3]);
+            let a = app(&set);
+            let Replay { content, finishes, done } = replay_chat(set, a, &text, &sizes, &[5, 11, 3]);
             prop_assert!(!content.to_lowercase().contains("bluebird"), "{}", content);
             prop_assert!(!content.contains('@') || content.contains("[EMAIL_"), "{}", content);
             prop_assert_eq!(finishes, vec!["content_filter".to_string()]);
@@ -954,7 +979,7 @@ action = "redact"
         let text = "plain words without anything sensitive in them at all, ".repeat(20);
         let a = app(&set);
         let mut g = StreamGuard::new(set, a, ApiFormat::OpenAiChat, Redactor::new());
-        let bytes = chat_stream(&text, &[8]);
+        let bytes = super::chat_stream(&text, &[8]);
         let half = bytes.len() / 2;
         let early: usize = g.push(&bytes[..half]).iter().map(|b| b.len()).sum();
         assert!(early > half / 2, "held back too much: {early} of {half}");
