@@ -257,19 +257,44 @@ pub fn run_with(scanner: &Scanner, dir: &Path) -> Result<EvalReport, EvalError> 
     Ok(report)
 }
 
-fn eval_presidio(scanner: &Scanner, dir: &Path, report: &mut EvalReport) -> Result<(), EvalError> {
+fn json_error(e: &serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {} column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
+}
+
+fn load_presidio(dir: &Path) -> Result<Vec<PresidioRecord>, EvalError> {
     let path = dir.join("pii/presidio_synth_dataset_v2.json");
-    let records: Vec<PresidioRecord> =
-        serde_json::from_str(&read(&path)?).map_err(|e| EvalError::Parse {
+    serde_json::from_str(&read(&path)?).map_err(|e| EvalError::Parse {
+        path: path.clone(),
+        record: e.line(),
+        message: json_error(&e),
+    })
+}
+
+fn load_secrets(dir: &Path) -> Result<Vec<SecretRecord>, EvalError> {
+    let path = dir.join("secrets/secretlint.jsonl");
+    let text = read(&path)?;
+    let mut records = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        records.push(serde_json::from_str(line).map_err(|e| EvalError::Parse {
             path: path.clone(),
-            record: e.line(),
-            message: format!(
-                "{:?} error at line {} column {}",
-                e.classify(),
-                e.line(),
-                e.column()
-            ),
-        })?;
+            record: i + 1,
+            message: json_error(&e),
+        })?);
+    }
+    Ok(records)
+}
+
+fn eval_presidio(scanner: &Scanner, dir: &Path, report: &mut EvalReport) -> Result<(), EvalError> {
+    let records = load_presidio(dir)?;
     let mut scores: BTreeMap<&str, TypeScore> = PRESIDIO_TYPES
         .iter()
         .map(|(_, k)| {
@@ -357,26 +382,7 @@ fn eval_presidio(scanner: &Scanner, dir: &Path, report: &mut EvalReport) -> Resu
 }
 
 fn eval_secrets(scanner: &Scanner, dir: &Path, report: &mut EvalReport) -> Result<(), EvalError> {
-    let path = dir.join("secrets/secretlint.jsonl");
-    let text = read(&path)?;
-    let mut records = Vec::new();
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let rec: SecretRecord = serde_json::from_str(line).map_err(|e| EvalError::Parse {
-            path: path.clone(),
-            record: i + 1,
-            message: format!(
-                "{:?} error at line {} column {}",
-                e.classify(),
-                e.line(),
-                e.column()
-            ),
-        })?;
-        records.push(rec);
-    }
+    let records = load_secrets(dir)?;
     let labeled_values: Vec<&str> = records
         .iter()
         .flat_map(|r| r.spans.iter().map(|s| s.value.as_str()))
@@ -565,28 +571,11 @@ pub fn stream_check(dir: &Path) -> Result<StreamCheck, EvalError> {
         model: None,
     });
 
-    let mut texts: Vec<String> = Vec::new();
-    let path = dir.join("pii/presidio_synth_dataset_v2.json");
-    let records: Vec<PresidioRecord> =
-        serde_json::from_str(&read(&path)?).map_err(|e| EvalError::Parse {
-            path: path.clone(),
-            record: e.line(),
-            message: e.to_string(),
-        })?;
-    texts.extend(records.into_iter().map(|r| r.full_text));
-    let path = dir.join("secrets/secretlint.jsonl");
-    for (i, line) in read(&path)?
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let rec: SecretRecord = serde_json::from_str(line).map_err(|e| EvalError::Parse {
-            path: path.clone(),
-            record: i + 1,
-            message: e.to_string(),
-        })?;
-        texts.push(rec.text);
-    }
+    let mut texts: Vec<String> = load_presidio(dir)?
+        .into_iter()
+        .map(|r| r.full_text)
+        .collect();
+    texts.extend(load_secrets(dir)?.into_iter().map(|r| r.text));
 
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = |m: u64| {
