@@ -812,3 +812,155 @@ async fn shutdown_stops_accepting() {
     mock.shutdown().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+/// Sends a request and returns the raw outcome: head error, or status + body result.
+async fn raw(
+    mock: &MockUpstream,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> Result<(StatusCode, Result<Bytes, String>), String> {
+    let mut b = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{}{path}", mock.url()));
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let req = b.body(Full::new(Bytes::from(body.to_string()))).unwrap();
+    let resp = client().request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| e.to_string());
+    Ok((status, body))
+}
+
+#[tokio::test]
+async fn connection_faults_by_header() {
+    let mock = start().await;
+    let stream = json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hello there friend"}]});
+    // reset: no response head at all.
+    let r = raw(
+        &mock,
+        "/v1/chat/completions",
+        &[("x-mock-fault", "reset")],
+        chat_body("x"),
+    )
+    .await;
+    assert!(r.is_err(), "reset must fail before the head: {r:?}");
+    // hang: the head never comes.
+    let hang = tokio::time::timeout(
+        Duration::from_millis(300),
+        raw(
+            &mock,
+            "/v1/chat/completions",
+            &[("x-mock-fault", "hang")],
+            chat_body("x"),
+        ),
+    )
+    .await;
+    assert!(hang.is_err(), "hang must not answer");
+    // cut: 200 head, two events, then a broken body.
+    let (status, body) = raw(
+        &mock,
+        "/v1/chat/completions",
+        &[("x-mock-fault", "cut"), ("x-mock-cut-after", "2")],
+        stream.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.is_err(), "cut must break the body");
+    // error-first: 200 SSE whose first event is an error, in each provider's shape.
+    let (status, body) = raw(
+        &mock,
+        "/v1/chat/completions",
+        &[("x-mock-fault", "error-first")],
+        stream,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body.unwrap().to_vec()).unwrap();
+    assert!(text.starts_with("data: {\"error\":"), "{text}");
+    let (_, body) = raw(
+        &mock,
+        "/v1/messages",
+        &[("x-mock-fault", "error-first")],
+        json!({"model": "c", "max_tokens": 5, "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8(body.unwrap().to_vec()).unwrap();
+    assert!(text.starts_with("event: error\n"), "{text}");
+    assert!(text.contains("overloaded_error"), "{text}");
+}
+
+#[tokio::test]
+async fn server_wide_fault_plan_by_api_and_rate() {
+    let mock = start().await;
+    let c = client();
+    let put = |body: &str| {
+        Request::builder()
+            .method(Method::PUT)
+            .uri(format!("{}/__mock/fault", mock.url()))
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap()
+    };
+    // Bad plans are refused with the field named.
+    let resp = c.request(put(r#"{"fault":"status"}"#)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("status:"));
+    let resp = c
+        .request(put(r#"{"fault":"status","status":503,"rate":1.5}"#))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // 30% of requests get a 503.
+    let resp = c
+        .request(put(r#"{"fault":"status","status":503,"rate":0.3}"#))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut failed = 0;
+    for _ in 0..200 {
+        let r = post(&mock, "/v1/chat/completions", &[], chat_body("hi")).await;
+        if r.status == StatusCode::SERVICE_UNAVAILABLE {
+            failed += 1;
+        } else {
+            assert_eq!(r.status, StatusCode::OK);
+        }
+    }
+    assert!(
+        (35..=85).contains(&failed),
+        "{failed} of 200 failed at rate 0.3"
+    );
+    // A request's own header wins over the plan; DELETE clears it.
+    mock.set_fault(Some(parapet::mock::FaultPlan {
+        fault: parapet::mock::PlannedFault::Fault(parapet::mock::Fault::Reset),
+        rate: 1.0,
+    }));
+    let r = post(
+        &mock,
+        "/v1/chat/completions",
+        &[("x-mock-status", "429")],
+        chat_body("hi"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let del = Request::builder()
+        .method(Method::DELETE)
+        .uri(format!("{}/__mock/fault", mock.url()))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(
+        c.request(del).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    let r = post(&mock, "/v1/chat/completions", &[], chat_body("hi")).await;
+    assert_eq!(r.status, StatusCode::OK);
+}

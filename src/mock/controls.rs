@@ -15,6 +15,15 @@
 //! | `x-mock-reply: <text>` | the assistant's reply text (default `You said: <last user text>`) |
 //! | `x-mock-chunk-size: N` | characters per streamed text/argument delta (default 4) |
 //! | `x-mock-tool-call: NAME` | answer with a call of tool NAME even without `weather` in the prompt |
+//! | `x-mock-fault: hang` | never send a response head (until the client gives up) |
+//! | `x-mock-fault: reset` | close the connection without a response (reset before the head) |
+//! | `x-mock-fault: cut` | a streamed answer stops after `x-mock-cut-after` events (default 2) with a broken connection |
+//! | `x-mock-fault: error-first` | a `200` SSE answer whose first event is a provider error (OpenAI `error` object, Anthropic `event: error` / `overloaded_error`) |
+//!
+//! The same faults can be set server-wide (for failover tests, where the client's headers
+//! reach every endpoint): [`MockConfig::fault`](super::MockConfig), `MockUpstream::set_fault`,
+//! or `PUT /__mock/fault` with `{"fault": "status"|"hang"|"reset"|"cut"|"error-first",
+//! "status": 503, "rate": 0.3}` (`DELETE` clears it). A request's own `x-mock-*` headers win.
 
 use std::time::Duration;
 
@@ -40,6 +49,39 @@ pub const CHUNK_SIZE: &str = "x-mock-chunk-size";
 /// Header: force a tool call with this tool name.
 pub const TOOL_CALL: &str = "x-mock-tool-call";
 
+/// Header: inject a connection-level fault (`hang`, `reset`, `cut`, `error-first`).
+pub const FAULT: &str = "x-mock-fault";
+/// Header: with `x-mock-fault: cut`, how many SSE events are sent before the cut.
+pub const CUT_AFTER: &str = "x-mock-cut-after";
+/// Events sent before a `cut` fault when `x-mock-cut-after` is absent.
+pub const DEFAULT_CUT_AFTER: usize = 2;
+
+/// A connection-level fault (beyond an error status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Never answer (the response head never comes).
+    Hang,
+    /// Close the connection without any response.
+    Reset,
+    /// Stop a streamed body after this many events, breaking the connection.
+    Cut(usize),
+    /// Answer `200` with an SSE stream whose first event is a provider error.
+    ErrorFirst,
+}
+
+impl Fault {
+    /// Parses `hang`, `reset`, `cut`, `error-first` (`cut_after` applies to `cut`).
+    pub fn parse(name: &str, cut_after: usize) -> Option<Fault> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "hang" => Some(Fault::Hang),
+            "reset" => Some(Fault::Reset),
+            "cut" => Some(Fault::Cut(cut_after)),
+            "error-first" | "error_first" => Some(Fault::ErrorFirst),
+            _ => None,
+        }
+    }
+}
+
 /// Default number of characters per streamed delta.
 pub const DEFAULT_CHUNK_SIZE: usize = 4;
 /// Upper bound for any header-requested delay, so a typo cannot hang a test run.
@@ -62,6 +104,8 @@ pub struct Controls {
     pub chunk_size: usize,
     /// Forced tool call name.
     pub tool_call: Option<String>,
+    /// Connection-level fault.
+    pub fault: Option<Fault>,
 }
 
 impl Default for Controls {
@@ -74,6 +118,7 @@ impl Default for Controls {
             reply: None,
             chunk_size: DEFAULT_CHUNK_SIZE,
             tool_call: None,
+            fault: None,
         }
     }
 }
@@ -98,6 +143,10 @@ impl Controls {
             c.chunk_size = usize::try_from(n).unwrap_or(DEFAULT_CHUNK_SIZE).max(1);
         }
         c.tool_call = text(headers, TOOL_CALL).filter(|s| !s.is_empty());
+        let cut_after = number(headers, CUT_AFTER)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(DEFAULT_CUT_AFTER);
+        c.fault = text(headers, FAULT).and_then(|f| Fault::parse(&f, cut_after));
         c
     }
 }
@@ -117,6 +166,18 @@ fn text(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+/// The first (error) event of an `error-first` stream, in the provider's SSE shape.
+pub fn error_event(flavor: Flavor) -> Bytes {
+    match flavor {
+        Flavor::OpenAi => Bytes::from_static(
+            b"data: {\"error\":{\"message\":\"The server is overloaded\",\"type\":\"server_error\",\"param\":null,\"code\":\"server_error\"}}\n\n",
+        ),
+        Flavor::Anthropic => Bytes::from_static(
+            b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+        ),
+    }
 }
 
 /// Which provider's error shape a path uses.
@@ -202,7 +263,10 @@ mod tests {
         h.insert(REPLY, HeaderValue::from_static("hi there"));
         h.insert(CHUNK_SIZE, HeaderValue::from_static("0"));
         h.insert(TOOL_CALL, HeaderValue::from_static("lookup"));
+        h.insert(FAULT, HeaderValue::from_static("cut"));
+        h.insert(CUT_AFTER, HeaderValue::from_static("5"));
         let c = Controls::from_headers(&h);
+        assert_eq!(c.fault, Some(Fault::Cut(5)));
         assert_eq!(c.status, Some(StatusCode::SERVICE_UNAVAILABLE));
         assert_eq!(c.body.as_deref(), Some(&b"{}"[..]));
         assert_eq!(c.delay, Duration::from_millis(15));
@@ -218,6 +282,7 @@ mod tests {
         h.insert(STATUS, HeaderValue::from_static("abc"));
         h.insert(DELAY_MS, HeaderValue::from_static("-5"));
         h.insert(CHUNK_SIZE, HeaderValue::from_static("x"));
+        h.insert(FAULT, HeaderValue::from_static("explode"));
         assert_eq!(Controls::from_headers(&h), Controls::default());
     }
 

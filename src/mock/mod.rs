@@ -12,6 +12,7 @@
 //! | `GET /v1/models` | a fixed model list |
 //! | `POST /v1/messages` | Anthropic message, plain or streamed (`message_start` … `message_stop`), `tool_use` with `input_json_delta` |
 //! | `GET /__mock/requests` | the recorded requests as JSON (for out-of-process tests); `DELETE` clears them |
+//! | `PUT /__mock/fault` | set the server-wide fault plan (`{"fault", "status", "rate"}`, see [`controls`]); `GET` shows it, `DELETE` clears it |
 //! | anything else | 404 with an OpenAI-shaped error body |
 //!
 //! The reply text is `You said: <last user text>` unless `x-mock-reply` says otherwise;
@@ -28,10 +29,10 @@ mod openai;
 mod text;
 
 pub use body::MockBody;
-pub use controls::{Controls, Flavor};
+pub use body::MockCut;
+pub use controls::{Controls, Fault, Flavor};
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -67,6 +68,90 @@ pub struct MockConfig {
     pub record: bool,
     /// Most requests kept; the oldest are dropped beyond it.
     pub record_limit: usize,
+    /// Server-wide fault plan applied to requests that carry no fault header of their own.
+    pub fault: Option<FaultPlan>,
+}
+
+/// What a server-wide fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlannedFault {
+    /// Answer with this status and a provider-shaped error body.
+    Status(StatusCode),
+    /// A connection-level fault.
+    Fault(Fault),
+}
+
+/// A server-wide fault applied to a share of requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FaultPlan {
+    pub fault: PlannedFault,
+    /// Share of requests that get the fault, 0.0–1.0 (chosen by a deterministic hash of the
+    /// request's sequence number, so a run is reproducible).
+    pub rate: f64,
+}
+
+impl FaultPlan {
+    /// Parses `{"fault": "status"|"hang"|"reset"|"cut"|"error-first", "status": 503,
+    /// "rate": 1.0, "cut_after": 2}`; the error names the bad field.
+    pub fn from_json(v: &Value) -> Result<FaultPlan, String> {
+        let name = v
+            .get("fault")
+            .and_then(Value::as_str)
+            .ok_or("fault: required, one of status, hang, reset, cut, error-first")?;
+        let rate = match v.get("rate") {
+            None => 1.0,
+            Some(r) => r
+                .as_f64()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .ok_or("rate: must be a number from 0 to 1")?,
+        };
+        let fault = if name == "status" {
+            let code = v
+                .get("status")
+                .and_then(Value::as_u64)
+                .and_then(|n| u16::try_from(n).ok())
+                .and_then(|n| StatusCode::from_u16(n).ok())
+                .ok_or("status: required with fault `status`, an HTTP status code")?;
+            PlannedFault::Status(code)
+        } else {
+            let cut_after = match v.get("cut_after") {
+                None => controls::DEFAULT_CUT_AFTER,
+                Some(n) => n
+                    .as_u64()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or("cut_after: must be a non-negative integer")?,
+            };
+            PlannedFault::Fault(
+                Fault::parse(name, cut_after)
+                    .ok_or("fault: one of status, hang, reset, cut, error-first")?,
+            )
+        };
+        Ok(FaultPlan { fault, rate })
+    }
+
+    fn to_json(self) -> Value {
+        let (name, status, cut_after) = match self.fault {
+            PlannedFault::Status(s) => ("status", Some(s.as_u16()), None),
+            PlannedFault::Fault(Fault::Hang) => ("hang", None, None),
+            PlannedFault::Fault(Fault::Reset) => ("reset", None, None),
+            PlannedFault::Fault(Fault::Cut(n)) => ("cut", None, Some(n)),
+            PlannedFault::Fault(Fault::ErrorFirst) => ("error-first", None, None),
+        };
+        json!({"fault": name, "status": status, "cut_after": cut_after, "rate": self.rate})
+    }
+
+    /// Whether request number `seq` gets the fault.
+    fn hits(&self, seq: u64) -> bool {
+        if self.rate >= 1.0 {
+            return true;
+        }
+        // splitmix64: a well-spread, reproducible choice per request.
+        let mut z = seq.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 11) as f64 / (1u64 << 53) as f64) < self.rate
+    }
 }
 
 impl Default for MockConfig {
@@ -76,6 +161,7 @@ impl Default for MockConfig {
             latency: Duration::ZERO,
             record: true,
             record_limit: 10_000,
+            fault: None,
         }
     }
 }
@@ -130,11 +216,16 @@ struct Shared {
     cfg: MockConfig,
     recorded: Mutex<VecDeque<RecordedRequest>>,
     seq: AtomicU64,
+    fault: Mutex<Option<FaultPlan>>,
 }
 
 impl Shared {
     fn recorded(&self) -> MutexGuard<'_, VecDeque<RecordedRequest>> {
         self.recorded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fault(&self) -> MutexGuard<'_, Option<FaultPlan>> {
+        self.fault.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -151,7 +242,9 @@ impl MockUpstream {
     pub async fn start(cfg: MockConfig) -> std::io::Result<MockUpstream> {
         let listener = TcpListener::bind(cfg.listen).await?;
         let addr = listener.local_addr()?;
+        let fault = Mutex::new(cfg.fault);
         let shared = Arc::new(Shared {
+            fault,
             cfg,
             recorded: Mutex::new(VecDeque::new()),
             seq: AtomicU64::new(0),
@@ -179,6 +272,11 @@ impl MockUpstream {
     /// A copy of the recorded requests, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.recorded().iter().cloned().collect()
+    }
+
+    /// Sets (or clears) the server-wide fault plan.
+    pub fn set_fault(&self, plan: Option<FaultPlan>) {
+        *self.shared.fault() = plan;
     }
 
     /// Forgets the recorded requests.
@@ -221,7 +319,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, token: Cancella
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+                async move { handle(&shared, req).await }
             });
             let builder = auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection(TokioIo::new(stream), service);
@@ -233,7 +331,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, token: Cancella
     }
 }
 
-async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<MockBody> {
+/// One request. `Err` (a `reset` fault) makes hyper drop the connection without a response.
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<MockBody>, MockCut> {
     let (parts, body) = req.into_parts();
     let path = parts
         .uri
@@ -243,19 +342,27 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<MockBody> {
     let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
-            return controls::error_response(
+            return Ok(controls::error_response(
                 flavor,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request body too large or unreadable",
                 None,
-            )
+            ))
         }
     };
     if path.starts_with("/__mock/") {
-        return introspect(shared, &parts.method, parts.uri.path());
+        return Ok(introspect(shared, &parts.method, parts.uri.path(), &body));
     }
     let seq = shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
-    let ctl = Controls::from_headers(&parts.headers);
+    let mut ctl = Controls::from_headers(&parts.headers);
+    if ctl.status.is_none() && ctl.fault.is_none() {
+        let plan = *shared.fault();
+        match plan.filter(|p| p.hits(seq)).map(|p| p.fault) {
+            Some(PlannedFault::Status(s)) => ctl.status = Some(s),
+            Some(PlannedFault::Fault(f)) => ctl.fault = Some(f),
+            None => {}
+        }
+    }
     if shared.cfg.record {
         let mut recorded = shared.recorded();
         while recorded.len() >= shared.cfg.record_limit.max(1) {
@@ -273,6 +380,20 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<MockBody> {
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    match ctl.fault {
+        Some(Fault::Hang) => {
+            // The client gives up first (the connection closing drops this future).
+            tokio::time::sleep(controls::MAX_DELAY).await;
+            return Err(MockCut);
+        }
+        Some(Fault::Reset) => return Err(MockCut),
+        Some(Fault::ErrorFirst) => {
+            let mut resp = sse_response(vec![controls::error_event(flavor)], &ctl);
+            request_id(&mut resp, flavor, seq);
+            return Ok(resp);
+        }
+        Some(Fault::Cut(_)) | None => {}
+    }
     if let Some(status) = ctl.status {
         let mut resp = controls::error_response(
             flavor,
@@ -281,7 +402,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<MockBody> {
             ctl.body.clone(),
         );
         request_id(&mut resp, flavor, seq);
-        return resp;
+        return Ok(resp);
     }
 
     type Handler = fn(&Value, &Controls, u64) -> Response<MockBody>;
@@ -318,7 +439,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<MockBody> {
         },
     };
     request_id(&mut resp, flavor, seq);
-    resp
+    Ok(resp)
 }
 
 /// Adds the provider's request-id header (`x-request-id` / `request-id`).
@@ -332,9 +453,37 @@ fn request_id(resp: &mut Response<MockBody>, flavor: Flavor, seq: u64) {
     }
 }
 
-/// `/__mock/requests`: GET lists the recorded requests, DELETE clears them.
-fn introspect(shared: &Shared, method: &Method, path: &str) -> Response<MockBody> {
+/// `/__mock/requests`: GET lists the recorded requests, DELETE clears them;
+/// `/__mock/fault`: GET shows, PUT sets, DELETE clears the server-wide fault plan.
+fn introspect(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Response<MockBody> {
     match (method, path) {
+        (&Method::GET, "/__mock/fault") => {
+            let plan = (*shared.fault()).map_or(Value::Null, FaultPlan::to_json);
+            json_response(StatusCode::OK, Bytes::from(plan.to_string()))
+        }
+        (&Method::PUT, "/__mock/fault") => {
+            let parsed = serde_json::from_slice::<Value>(body)
+                .map_err(|e| format!("body: invalid JSON: {e}"))
+                .and_then(|v| FaultPlan::from_json(&v));
+            match parsed {
+                Ok(plan) => {
+                    *shared.fault() = Some(plan);
+                    json_response(StatusCode::OK, Bytes::from(plan.to_json().to_string()))
+                }
+                Err(msg) => controls::error_response(
+                    Flavor::OpenAi,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &msg,
+                    None,
+                ),
+            }
+        }
+        (&Method::DELETE, "/__mock/fault") => {
+            *shared.fault() = None;
+            let mut resp = Response::new(MockBody::empty());
+            *resp.status_mut() = StatusCode::NO_CONTENT;
+            resp
+        }
         (&Method::GET, "/__mock/requests") => {
             let list: Vec<Value> = shared
                 .recorded()
@@ -378,8 +527,13 @@ fn json_response(status: StatusCode, body: Bytes) -> Response<MockBody> {
 }
 
 /// An SSE response, one body frame per event, paced by `x-mock-chunk-delay-ms`.
+/// A `cut` fault breaks the connection after its number of events.
 fn sse_response(frames: Vec<Bytes>, ctl: &Controls) -> Response<MockBody> {
-    let mut resp = Response::new(MockBody::events(frames, ctl.chunk_delay));
+    let body = match ctl.fault {
+        Some(Fault::Cut(after)) => MockBody::cut_events(frames, ctl.chunk_delay, after),
+        _ => MockBody::events(frames, ctl.chunk_delay),
+    };
+    let mut resp = Response::new(body);
     let h = resp.headers_mut();
     h.insert(
         CONTENT_TYPE,
