@@ -10,6 +10,11 @@
 //! - `d\0{ws}\0{event_id}` → seq (idempotency / event_id lookup)
 //! - `h\0{ws}` → chain head `{"seq", "chain_hash"}`
 //! - `c\0{ws}` → retention checkpoint `{"first_seq", "prev_chain_hash", "cut_at", "deleted"}`
+//!
+//! Outside sled, `chain-anchor.json` in the same directory holds every workspace's head as of
+//! the last flushed batch (written after the flush, replaced atomically). sled drops a log
+//! segment whose checksum fails when it recovers, which would silently shorten the chain;
+//! `verify` compares the chain with this anchor, so a truncated or emptied store is reported.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -232,7 +237,11 @@ pub struct Broken {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    anchor: std::path::PathBuf,
 }
+
+/// File name of the chain anchor inside the store directory.
+pub const ANCHOR_FILE: &str = "chain-anchor.json";
 
 impl Store {
     /// Open (or create) the store in `dir`.
@@ -241,7 +250,29 @@ impl Store {
             .path(dir)
             .cache_capacity(cache_bytes)
             .open()?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            anchor: dir.join(ANCHOR_FILE),
+        })
+    }
+
+    /// Record the heads of the workspaces in `heads` in the anchor file (call after a flush).
+    pub fn write_anchor(&self, heads: &HashMap<String, Head>) -> Result<(), StoreError> {
+        let mut all = self.read_anchor().unwrap_or_default();
+        for (ws, h) in heads {
+            all.insert(ws.clone(), h.clone());
+        }
+        let tmp = self.anchor.with_extension("json.tmp");
+        let bytes = serde_json::to_vec(&all).map_err(|e| StoreError::Other(e.to_string()))?;
+        std::fs::write(&tmp, bytes)
+            .and_then(|()| std::fs::rename(&tmp, &self.anchor))
+            .map_err(|e| StoreError::Other(format!("cannot write {}: {e}", self.anchor.display())))
+    }
+
+    /// The anchor file's heads (`None` if there is no anchor yet).
+    pub fn read_anchor(&self) -> Option<std::collections::BTreeMap<String, Head>> {
+        let b = std::fs::read(&self.anchor).ok()?;
+        serde_json::from_slice(&b).ok()
     }
 
     /// Flush everything to disk.
@@ -505,6 +536,11 @@ impl Store {
                 out.push(ws);
             }
         }
+        for ws in self.read_anchor().unwrap_or_default().into_keys() {
+            if !out.contains(&ws) {
+                out.push(ws);
+            }
+        }
         out.sort();
         Ok(out)
     }
@@ -635,6 +671,36 @@ impl Store {
                 report.broken = brk(last, None, "chain head missing".into());
             }
             None => {}
+        }
+        if report.broken.is_none() {
+            if let Some(a) = self.read_anchor().and_then(|mut m| m.remove(ws)) {
+                let below_checkpoint = checkpoint.as_ref().is_some_and(|c| a.seq < c.first_seq);
+                if a.seq > last {
+                    report.broken = brk(
+                        last + 1,
+                        None,
+                        format!(
+                            "records {}..={} missing (the anchor file saw seq {})",
+                            last + 1,
+                            a.seq,
+                            a.seq
+                        ),
+                    );
+                } else if !below_checkpoint {
+                    let at = self.record(ws, a.seq)?;
+                    let chain = at
+                        .as_ref()
+                        .and_then(|r| r.get("chain_hash"))
+                        .and_then(Value::as_str);
+                    if chain != Some(a.chain_hash.as_str()) {
+                        report.broken = brk(
+                            a.seq,
+                            None,
+                            "chain differs from the anchor file at its seq".into(),
+                        );
+                    }
+                }
+            }
         }
         Ok(report)
     }

@@ -229,14 +229,15 @@ fn is_leap(y: i64) -> bool {
 }
 
 impl Timestamp {
-    /// The current time.
+    /// The current time, at microsecond precision (what most languages' date types hold, so
+    /// an auditor's script can parse it).
     pub fn now() -> Timestamp {
         let d = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         Timestamp {
             secs: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            nanos: d.subsec_nanos(),
+            nanos: d.subsec_micros() * 1000,
         }
     }
 

@@ -230,6 +230,28 @@ impl StoreService {
     }
 }
 
+/// Open the store in `dir` (it must exist and not be in use) and verify every workspace's
+/// chain (`parapet verify --data DIR`). A store sled cannot open (corrupted files) is an
+/// error, as is a panic inside sled while reading.
+pub fn verify_dir(dir: &std::path::Path) -> Result<Vec<WorkspaceReport>, String> {
+    if !dir.join("conf").exists() && !dir.join("db").exists() && !dir.join(db::ANCHOR_FILE).exists()
+    {
+        return Err(format!("{}: no event store here", dir.display()));
+    }
+    let dir = dir.to_path_buf();
+    let run = move || -> Result<Vec<WorkspaceReport>, String> {
+        let store = Store::open(&dir, 64 << 20)
+            .map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
+        let mut out = Vec::new();
+        for ws in store.workspaces().map_err(|e| e.to_string())? {
+            out.push(store.verify(&ws).map_err(|e| format!("{ws}: {e}"))?);
+        }
+        Ok(out)
+    };
+    std::panic::catch_unwind(run)
+        .unwrap_or_else(|_| Err("the store is corrupted (reading it failed)".into()))
+}
+
 fn writer_loop(store: Store, mut rx: mpsc::Receiver<Msg>) {
     let mut heads = HashMap::new();
     while let Some(first) = rx.blocking_recv() {
