@@ -131,11 +131,15 @@ mod tests {
                 id: "a".into(),
                 hash: KeyHash::of(b"ka"),
                 routes: None,
+                workspace: "default".into(),
+                scopes: Vec::new(),
             },
             VirtualKey {
                 id: "b".into(),
                 hash: KeyHash::of(b"kb"),
                 routes: None,
+                workspace: "default".into(),
+                scopes: Vec::new(),
             },
         ];
         assert_eq!(find_key(&keys, b"kb").map(|k| k.id.as_str()), Some("b"));

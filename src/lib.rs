@@ -5,6 +5,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admin;
+pub mod api;
 pub mod auth;
 pub mod body;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod sse;
+pub mod store;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -60,6 +62,7 @@ pub struct Server {
     data_task: JoinHandle<()>,
     admin_task: JoinHandle<()>,
     reload_task: JoinHandle<()>,
+    store: Option<store::StoreService>,
 }
 
 impl Server {
@@ -70,8 +73,20 @@ impl Server {
         let policies = guard::policy::load_dir(&config.policies.dir, &|v| std::env::var(v).ok())
             .map_err(|errors| StartError::Policies(config::ConfigErrors(errors)))?;
         let config = Arc::new(config);
-        let runtime =
+        let mut runtime =
             Runtime::new(config.clone(), Arc::new(policies)).map_err(StartError::Setup)?;
+        let store = if config.store.enabled {
+            let svc = store::StoreService::start(&config.store).map_err(|e| {
+                StartError::Setup(format!(
+                    "cannot open the event store at {}: {e}",
+                    config.store.data_dir.display()
+                ))
+            })?;
+            runtime.events = svc.sink();
+            Some(svc)
+        } else {
+            None
+        };
         let state = Arc::new(State::new(runtime));
         state.reloads.set_fingerprint(policy_fingerprint);
         let tls = match &config.server.tls {
@@ -132,6 +147,7 @@ impl Server {
             data_task,
             admin_task,
             reload_task,
+            store,
         })
     }
 
@@ -147,6 +163,10 @@ impl Server {
         self.stop.cancel();
         let _ = self.reload_task.await;
         let _ = self.data_task.await;
+        // In-flight calls are done: write every queued event, flush, stop the writer.
+        if let Some(store) = self.store {
+            store.shutdown().await;
+        }
         self.admin_stop.cancel();
         let _ = self.admin_task.await;
         tracing::info!("parapet stopped");

@@ -55,6 +55,16 @@ enum Command {
         #[arg(long)]
         model: Option<String>,
     },
+    /// Verify the event store's hash chains offline (stop Parapet first, or verify a copy):
+    /// prints each workspace's head or its first broken link; exit 1 if any is broken.
+    Verify {
+        /// The store directory (`[store] data_dir`).
+        #[arg(long)]
+        data: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Score the built-in detectors on a labeled data set (e.g. ../shared/eval).
     Eval {
         /// Directory with pii/, secrets/, injection/.
@@ -74,6 +84,7 @@ fn main() -> ExitCode {
             route,
             model,
         } => scan(&policies, &direction, &route, model.as_deref()),
+        Command::Verify { data, json } => verify(&data, json),
         Command::Eval { dir } => match parapet::eval::run(&dir)
             .and_then(|report| Ok((report, parapet::eval::stream_check(&dir)?)))
         {
@@ -186,6 +197,53 @@ fn validate(path: PathBuf) -> ExitCode {
             );
             ExitCode::FAILURE
         }
+    }
+}
+
+fn verify(data: &std::path::Path, json: bool) -> ExitCode {
+    let reports = match parapet::store::verify_dir(data) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ok = reports.iter().all(|r| r.broken.is_none());
+    if json {
+        let v = serde_json::json!({"ok": ok, "workspaces": reports});
+        println!("{v}");
+    } else {
+        for r in &reports {
+            match &r.broken {
+                None => println!(
+                    "ok\t{}\trecords={}\thead_seq={}\thead={}",
+                    r.workspace,
+                    r.records,
+                    r.head.as_ref().map_or(0, |h| h.seq),
+                    r.head.as_ref().map_or("-", |h| h.chain_hash.as_str())
+                ),
+                Some(b) => println!(
+                    "BROKEN\t{}\tseq={}\tevent_id={}\t{}",
+                    r.workspace,
+                    b.seq,
+                    b.event_id.as_deref().unwrap_or("-"),
+                    b.reason
+                ),
+            }
+        }
+        println!(
+            "{}",
+            if ok {
+                "verified"
+            } else {
+                "verification FAILED"
+            }
+        );
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

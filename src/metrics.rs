@@ -15,8 +15,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// `parapet_requests_total{route,endpoint,status_class}`: proxied calls by outcome.
@@ -47,6 +47,25 @@ pub const POLICY_RULES: &str = "parapet_policy_rules";
 pub const BUILD_INFO: &str = "parapet_build_info";
 /// `parapet_inflight_requests`: calls whose response (stream included) has not ended.
 pub const INFLIGHT_REQUESTS: &str = "parapet_inflight_requests";
+
+/// `parapet_events_written_total`: events stored (new records; duplicates not counted).
+pub const EVENTS_WRITTEN_TOTAL: &str = "parapet_events_written_total";
+/// `parapet_event_queue_depth`: messages waiting for the event writer.
+pub const EVENT_QUEUE_DEPTH: &str = "parapet_event_queue_depth";
+/// `parapet_event_write_batch_size`: events per writer batch (one flush each).
+pub const EVENT_WRITE_BATCH_SIZE: &str = "parapet_event_write_batch_size";
+/// `parapet_event_write_seconds`: time to write and flush one batch.
+pub const EVENT_WRITE_SECONDS: &str = "parapet_event_write_seconds";
+/// `parapet_event_queue_full_total`: proxy-path events that found the queue full and waited.
+pub const EVENT_QUEUE_FULL_TOTAL: &str = "parapet_event_queue_full_total";
+/// `parapet_events_dropped_total`: proxy-path events not stored (queue full for the whole
+/// wait, store stopped, or a failed batch); always also logged.
+pub const EVENTS_DROPPED_TOTAL: &str = "parapet_events_dropped_total";
+
+/// Buckets for event batch sizes.
+pub const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 4096.0,
+];
 
 /// Values of the `status_class` label.
 pub const STATUS_CLASSES: &[&str] = &["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
@@ -82,6 +101,12 @@ pub struct Metrics {
     pub policy_rules: IntGauge,
     pub build_info: IntGaugeVec,
     pub inflight: IntGauge,
+    pub events_written: IntCounter,
+    pub event_queue_depth: IntGauge,
+    pub event_write_batch_size: Histogram,
+    pub event_write_seconds: Histogram,
+    pub event_queue_full: IntCounter,
+    pub events_dropped: IntCounter,
 }
 
 /// The process-wide metrics.
@@ -114,7 +139,37 @@ impl Metrics {
             registry.register(Box::new(g.clone()))?;
             Ok(g)
         };
+        let plain_counter = |name: &str, help: &str| -> prometheus::Result<_> {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let plain_histogram = |name: &str, help: &str, buckets: &[f64]| -> prometheus::Result<_> {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))?;
+            registry.register(Box::new(h.clone()))?;
+            Ok(h)
+        };
         let m = Metrics {
+            events_written: plain_counter(EVENTS_WRITTEN_TOTAL, "Events stored (new records).")?,
+            event_queue_depth: gauge(EVENT_QUEUE_DEPTH, "Messages waiting for the event writer.")?,
+            event_write_batch_size: plain_histogram(
+                EVENT_WRITE_BATCH_SIZE,
+                "Events per writer batch (one flush each).",
+                BATCH_BUCKETS,
+            )?,
+            event_write_seconds: plain_histogram(
+                EVENT_WRITE_SECONDS,
+                "Time to write and flush one event batch.",
+                SLOW_BUCKETS,
+            )?,
+            event_queue_full: plain_counter(
+                EVENT_QUEUE_FULL_TOTAL,
+                "Proxy-path events that found the event queue full and waited.",
+            )?,
+            events_dropped: plain_counter(
+                EVENTS_DROPPED_TOTAL,
+                "Proxy-path events not stored (queue full for the whole wait, store stopped, failed batch).",
+            )?,
             requests: counter(
                 REQUESTS_TOTAL,
                 "Proxied calls by route, endpoint and status class.",
@@ -305,6 +360,42 @@ pub fn set_policy_rules(n: usize) {
         .set(i64::try_from(n).unwrap_or(i64::MAX));
 }
 
+/// `n` messages entered the event queue.
+pub fn event_queued(n: usize) {
+    METRICS
+        .event_queue_depth
+        .add(i64::try_from(n).unwrap_or(i64::MAX));
+}
+
+/// `n` messages left the event queue (taken by the writer).
+pub fn event_dequeued(n: usize) {
+    METRICS
+        .event_queue_depth
+        .sub(i64::try_from(n).unwrap_or(i64::MAX));
+}
+
+/// The writer wrote (and flushed) a batch of `n` events in `d`.
+pub fn event_batch_written(n: usize, d: Duration) {
+    let m = &*METRICS;
+    m.event_write_batch_size.observe(n as f64);
+    m.event_write_seconds.observe(d.as_secs_f64());
+}
+
+/// `n` new events stored.
+pub fn events_written(n: usize) {
+    METRICS.events_written.inc_by(n as u64);
+}
+
+/// A proxy-path event found the queue full.
+pub fn event_queue_full() {
+    METRICS.event_queue_full.inc();
+}
+
+/// `n` events were not stored.
+pub fn events_dropped(n: usize) {
+    METRICS.events_dropped.inc_by(n as u64);
+}
+
 /// Counts one in-flight call until dropped: keep it alive with the response body so a
 /// stream counts until its last frame (or until the client goes away).
 #[must_use = "the call counts as in flight only while the guard lives"]
@@ -343,6 +434,12 @@ mod tests {
         violation("p/kw", "deny", "request");
         redactions("p/email", 2);
         denied("request");
+        event_queued(2);
+        event_dequeued(2);
+        event_batch_written(3, Duration::from_millis(2));
+        events_written(3);
+        event_queue_full();
+        events_dropped(0);
         let text = String::from_utf8(METRICS.render().unwrap()).unwrap();
         for name in [
             REQUESTS_TOTAL,
@@ -359,6 +456,12 @@ mod tests {
             POLICY_RULES,
             BUILD_INFO,
             INFLIGHT_REQUESTS,
+            EVENTS_WRITTEN_TOTAL,
+            EVENT_QUEUE_DEPTH,
+            EVENT_WRITE_BATCH_SIZE,
+            EVENT_WRITE_SECONDS,
+            EVENT_QUEUE_FULL_TOTAL,
+            EVENTS_DROPPED_TOTAL,
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
         }

@@ -19,6 +19,8 @@ pub struct Runtime {
     pub config: Arc<Config>,
     pub upstreams: Arc<Upstreams>,
     pub policies: Arc<PolicySet>,
+    /// Event store handle (disabled until `Server::start` opens the store).
+    pub events: crate::store::EventSink,
 }
 
 impl Runtime {
@@ -29,6 +31,7 @@ impl Runtime {
             config,
             upstreams,
             policies,
+            events: crate::store::EventSink::disabled(),
         })
     }
 
@@ -38,6 +41,7 @@ impl Runtime {
             config: self.config.clone(),
             upstreams: self.upstreams.clone(),
             policies,
+            events: self.events.clone(),
         }
     }
 }

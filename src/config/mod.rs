@@ -6,6 +6,7 @@
 //! of errors, each naming its file and field.
 
 pub mod raw;
+pub mod store;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -229,6 +230,17 @@ pub struct VirtualKey {
     pub hash: KeyHash,
     /// Route ids this key may use; `None` = every virtual route.
     pub routes: Option<Vec<String>>,
+    /// Workspace the key's events belong to.
+    pub workspace: String,
+    /// Scopes (`store::SCOPES`).
+    pub scopes: Vec<String>,
+}
+
+impl VirtualKey {
+    /// Whether the key has `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
 }
 
 /// Validated `[policies]` settings.
@@ -251,6 +263,7 @@ pub struct Config {
     pub endpoints: Vec<Arc<Endpoint>>,
     pub routes: Vec<Route>,
     pub keys: Vec<VirtualKey>,
+    pub store: store::StoreConfig,
 }
 
 impl Config {
@@ -275,6 +288,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PARAPET_OVERHEAD_HEADER", "server.overhead_header"),
     ("PARAPET_LOG_FORMAT", "log.format"),
     ("PARAPET_POLICIES_DIR", "policies.dir"),
+    ("PARAPET_DATA_DIR", "store.data_dir"),
 ];
 
 /// Read, override from the process environment, and validate a configuration file.
@@ -338,6 +352,7 @@ fn apply_env(raw: &mut RawConfig, env: &[(String, String)], v: &mut Validator) {
             "PARAPET_UNKNOWN_PATHS" => raw.server.unknown_paths = val.clone(),
             "PARAPET_LOG_FORMAT" => raw.log.format = val.clone(),
             "PARAPET_POLICIES_DIR" => raw.policies.dir = val.clone(),
+            "PARAPET_DATA_DIR" => raw.store.data_dir = val.clone(),
             "PARAPET_MAX_BODY_BYTES" => match val.parse() {
                 Ok(n) => raw.server.max_body_bytes = n,
                 Err(_) => v.env_err(k, "must be a whole number of bytes"),
@@ -463,6 +478,12 @@ impl Validator {
         let endpoints = self.endpoints(&raw, lookup);
         let routes = self.routes(&raw, &endpoints);
         let keys = self.keys(&raw, &routes);
+        let route_ids: Vec<&str> = routes.iter().map(|r| r.id.as_str()).collect();
+        let mut store_errors = Vec::new();
+        let store = store::validate(&raw.store, base_dir, &route_ids, &mut store_errors);
+        for (field, message) in store_errors {
+            self.err(field, message);
+        }
 
         Some(Config {
             source: path.to_path_buf(),
@@ -481,6 +502,7 @@ impl Validator {
             endpoints,
             routes,
             keys,
+            store,
         })
     }
 
@@ -683,10 +705,22 @@ impl Validator {
                     }
                 }
             }
+            let mut key_errors = Vec::new();
+            let (workspace, scopes) = store::validate_key(
+                &format!("keys[{i}]"),
+                k.workspace.as_deref(),
+                k.scopes.as_deref(),
+                &mut key_errors,
+            );
+            for (field, message) in key_errors {
+                self.err(field, message);
+            }
             out.push(VirtualKey {
                 id: k.id.clone(),
                 hash,
                 routes: k.routes.clone(),
+                workspace,
+                scopes,
             });
         }
         if out.is_empty() {

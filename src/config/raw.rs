@@ -21,6 +21,8 @@ pub struct RawConfig {
     pub keys: Vec<RawKey>,
     #[serde(default)]
     pub policies: RawPolicies,
+    #[serde(default)]
+    pub store: super::store::RawStore,
 }
 
 /// `[policies]`: where guardrail policy files live and how they are reloaded.
@@ -165,4 +167,8 @@ pub struct RawKey {
     pub sha256: String,
     /// Routes this key may use (default: all virtual routes).
     pub routes: Option<Vec<String>>,
+    /// Workspace the key is bound to (default `default`).
+    pub workspace: Option<String>,
+    /// Scopes (default all: proxy, ingest, evidence:read, evidence:write).
+    pub scopes: Option<Vec<String>>,
 }

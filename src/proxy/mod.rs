@@ -135,6 +135,10 @@ fn route_label(config: &Config, route: Option<usize>) -> &str {
 
 /// Entry point for one data-plane request. Never fails: errors become provider-shaped responses.
 pub async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>) -> Response<ProxyBody> {
+    // Ingestion and evidence APIs (`crate::api`) are not proxied.
+    if crate::api::is_api_path(req.uri().path()) {
+        return crate::api::handle(runtime, req).await;
+    }
     let call = Call {
         request_id: request_id(req.headers()),
         shape: ErrorShape::for_path(req.uri().path()),

@@ -38,6 +38,11 @@ pub fn config(toml: &str) -> Config {
             "127.0.0.1:0".to_string(),
         ),
     ];
+    if !toml.contains("data_dir") {
+        // Every server gets its own event store directory (sled locks it).
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        env.push(("PARAPET_DATA_DIR".to_string(), dir.display().to_string()));
+    }
     if !toml.contains("[policies]") {
         env.push(("PARAPET_POLICIES_DIR".to_string(), no_policies()));
     }

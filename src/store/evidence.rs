@@ -1,0 +1,406 @@
+//! Seed-003 evidence integrity: RFC 3339 timestamps, the normalized canonical string and
+//! `evidence_hash`, the full-record hash, and the per-workspace chain link.
+//!
+//! Canonical serialization (documented in `docs/EVIDENCE.md`; never change it without
+//! bumping `schema_version`): the 15 canonical fields in [`CANONICAL_FIELDS`] order as
+//! `name=value` lines joined by `\n` (no trailing newline), UTF-8. Values: strings trimmed
+//! (Unicode White_Space), missing/null = empty; `\` `\n` `\r` escaped as `\\` `\n` `\r`;
+//! `recorded_at` as UTC `YYYY-MM-DDTHH:MM:SS[.fraction without trailing zeros]Z`; booleans
+//! `true`/`false`; `guard_flags` trimmed, empty items dropped, sorted by code point, `,` in
+//! an item escaped as `\,`, joined by `,`, and `none` when empty.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::event::Evidence;
+
+/// The seed-003 canonical fields, in hashing order.
+pub const CANONICAL_FIELDS: [&str; 15] = [
+    "schema_version",
+    "project_id",
+    "application_id",
+    "event_id",
+    "session_id",
+    "recorded_at",
+    "user_ref",
+    "input_summary",
+    "output_summary",
+    "provider",
+    "model",
+    "route_path",
+    "fallback_used",
+    "guard_flags",
+    "final_status",
+];
+
+/// Chain hash before a workspace's first record.
+pub const GENESIS: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+/// `sha256:<lowercase hex>` of bytes.
+pub fn sha256_tagged(bytes: &[u8]) -> String {
+    let d = Sha256::digest(bytes);
+    let mut s = String::with_capacity(71);
+    s.push_str("sha256:");
+    for b in d {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+fn escape(s: &str, comma: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            ',' if comma => out.push_str("\\,"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn opt(s: &Option<String>) -> String {
+    s.as_deref()
+        .map(|v| escape(v.trim(), false))
+        .unwrap_or_default()
+}
+
+/// The normalized canonical string that `evidence_hash` is the SHA-256 of.
+pub fn canonical_string(ev: &Evidence) -> String {
+    let recorded_at = Timestamp::parse(ev.recorded_at.trim())
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_else(|| escape(ev.recorded_at.trim(), false));
+    let mut flags: Vec<&str> = ev
+        .guard_flags
+        .iter()
+        .map(|f| f.trim())
+        .filter(|f| !f.is_empty())
+        .collect();
+    flags.sort_unstable();
+    let flags = if flags.is_empty() {
+        "none".to_string()
+    } else {
+        flags
+            .iter()
+            .map(|f| escape(f, true))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let values: [String; 15] = [
+        escape(ev.schema_version.trim(), false),
+        opt(&ev.project_id),
+        opt(&ev.application_id),
+        escape(ev.event_id.trim(), false),
+        opt(&ev.session_id),
+        recorded_at,
+        opt(&ev.user_ref),
+        opt(&ev.input_summary),
+        opt(&ev.output_summary),
+        opt(&ev.provider),
+        opt(&ev.model),
+        opt(&ev.route_path),
+        if ev.fallback_used { "true" } else { "false" }.to_string(),
+        flags,
+        escape(ev.final_status.trim(), false),
+    ];
+    let mut out = String::new();
+    for (i, (name, value)) in CANONICAL_FIELDS.iter().zip(values.iter()).enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(name);
+        out.push('=');
+        out.push_str(value);
+    }
+    out
+}
+
+/// Seed-003 `evidence_hash`: `sha256:<hex>` of [`canonical_string`].
+pub fn evidence_hash(ev: &Evidence) -> String {
+    sha256_tagged(canonical_string(ev).as_bytes())
+}
+
+/// Canonical JSON: object keys sorted by code point, no whitespace, strings escaped as
+/// serde_json does (same as Python `json.dumps(v, sort_keys=True, separators=(",", ":"),
+/// ensure_ascii=False)` for strings, integers and ordinary decimals).
+pub fn canonical_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort_unstable();
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String((*k).clone()).to_string());
+                out.push(':');
+                if let Some(x) = m.get(*k) {
+                    canonical_json(x, out);
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// Names of the record fields that are not covered by `record_hash` (they are derived).
+pub const UNHASHED: [&str; 2] = ["record_hash", "chain_hash"];
+
+/// `record_hash`: SHA-256 of the canonical JSON of the whole stored record without
+/// `record_hash` and `chain_hash` (so metadata, payload and sequence are covered too).
+pub fn record_hash(record: &Value) -> String {
+    let mut out = String::new();
+    match record {
+        Value::Object(m) => {
+            let mut m = m.clone();
+            for k in UNHASHED {
+                m.remove(k);
+            }
+            canonical_json(&Value::Object(m), &mut out);
+        }
+        other => canonical_json(other, &mut out),
+    }
+    sha256_tagged(out.as_bytes())
+}
+
+/// One chain link: `sha256(prev_chain_hash || evidence_hash || record_hash)` over the three
+/// `sha256:<hex>` strings (ASCII, no separator).
+pub fn chain_link(prev: &str, evidence_hash: &str, record_hash: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update(evidence_hash.as_bytes());
+    h.update(record_hash.as_bytes());
+    let mut s = String::with_capacity(71);
+    s.push_str("sha256:");
+    for b in h.finalize() {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// A point in time (Unix seconds + nanoseconds, UTC), parsed from / printed as RFC 3339.
+/// Hand-written (a few lines of civil-date arithmetic) instead of a date crate: the store
+/// only needs RFC 3339 in and UTC out, and this keeps the dependency tree and build small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp {
+    pub secs: i64,
+    pub nanos: u32,
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+impl Timestamp {
+    /// The current time, at microsecond precision (what most languages' date types hold, so
+    /// an auditor's script can parse it).
+    pub fn now() -> Timestamp {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp {
+            secs: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            nanos: d.subsec_micros() * 1000,
+        }
+    }
+
+    /// Microseconds since the Unix epoch (index keys, range filters).
+    pub fn micros(&self) -> i64 {
+        self.secs
+            .saturating_mul(1_000_000)
+            .saturating_add(i64::from(self.nanos / 1000))
+    }
+
+    /// Parse RFC 3339 (`2026-04-08T18:02:43Z`, `...43.5+02:00`; `T`/`t`/space, `Z`/`z`).
+    pub fn parse(s: &str) -> Option<Timestamp> {
+        let b = s.as_bytes();
+        let num = |r: std::ops::Range<usize>| -> Option<u32> {
+            let part = b.get(r)?;
+            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            std::str::from_utf8(part).ok()?.parse().ok()
+        };
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        if !matches!(b[10], b'T' | b't' | b' ') {
+            return None;
+        }
+        let (y, mo, d) = (i64::from(num(0..4)?), num(5..7)?, num(8..10)?);
+        let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        let mdays = [
+            31,
+            if is_leap(y) { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
+        if !(1..=12).contains(&mo) || d < 1 || d > mdays[(mo - 1) as usize] {
+            return None;
+        }
+        if h > 23 || mi > 59 || se > 59 {
+            return None;
+        }
+        let mut i = 19;
+        let mut nanos: u32 = 0;
+        if b[i] == b'.' {
+            i += 1;
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                if i - start < 9 {
+                    nanos = nanos * 10 + u32::from(b[i] - b'0');
+                }
+                i += 1;
+            }
+            let n = i - start;
+            if n == 0 {
+                return None;
+            }
+            for _ in n..9 {
+                nanos *= 10;
+            }
+        }
+        let offset: i64 = match b.get(i..)? {
+            [b'Z' | b'z'] => 0,
+            [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+                let oh = num(i + 1..i + 3)?;
+                let om = num(i + 4..i + 6)?;
+                let _ = (h1, h2, m1, m2);
+                if oh > 23 || om > 59 {
+                    return None;
+                }
+                let o = i64::from(oh * 3600 + om * 60);
+                if *sign == b'-' {
+                    -o
+                } else {
+                    o
+                }
+            }
+            _ => return None,
+        };
+        let days = days_from_civil(y, mo, d);
+        let secs = days * 86_400 + i64::from(h * 3600 + mi * 60 + se) - offset;
+        Some(Timestamp { secs, nanos })
+    }
+
+    /// Canonical UTC form: `YYYY-MM-DDTHH:MM:SS[.fraction, trailing zeros trimmed]Z`.
+    pub fn to_rfc3339(&self) -> String {
+        let days = self.secs.div_euclid(86_400);
+        let rem = self.secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        let mut s = format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+            rem / 3600,
+            (rem / 60) % 60,
+            rem % 60
+        );
+        if self.nanos > 0 {
+            let frac = format!("{:09}", self.nanos);
+            s.push('.');
+            s.push_str(frac.trim_end_matches('0'));
+        }
+        s.push('Z');
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_parse_and_normalize() {
+        let t = Timestamp::parse("2026-04-08T18:02:43+00:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-04-08T18:02:43Z");
+        let t = Timestamp::parse("2026-04-08T20:02:43.250+02:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-04-08T18:02:43.25Z");
+        let t = Timestamp::parse("2024-02-29t00:00:00.000000001z").unwrap();
+        assert_eq!(t.to_rfc3339(), "2024-02-29T00:00:00.000000001Z");
+        assert_eq!(Timestamp::parse("1970-01-01T00:00:00Z").unwrap().secs, 0);
+        for bad in [
+            "2026-02-30T00:00:00Z",
+            "2026-04-08",
+            "2026-04-08T25:00:00Z",
+            "2026-04-08T18:02:43",
+            "2026-04-08T18:02:43.Z",
+            "x026-04-08T18:02:43Z",
+            "2026-04-08T18:02:43+0200",
+        ] {
+            assert!(Timestamp::parse(bad).is_none(), "{bad}");
+        }
+        let now = Timestamp::now();
+        assert_eq!(Timestamp::parse(&now.to_rfc3339()), Some(now));
+    }
+
+    #[test]
+    fn canonical_string_normalizes() {
+        let mut ev = Evidence::new("evt_1".into(), "2026-04-08T17:58:11+00:00".into());
+        ev.project_id = Some("  p1 ".into());
+        ev.guard_flags = vec!["b".into(), " ".into(), "a,x".into()];
+        ev.input_summary = Some("line1\nline2\\".into());
+        let s = canonical_string(&ev);
+        assert!(
+            s.starts_with("schema_version=v1\nproject_id=p1\napplication_id=\nevent_id=evt_1\n")
+        );
+        assert!(s.contains("\nrecorded_at=2026-04-08T17:58:11Z\n"));
+        assert!(s.contains("\ninput_summary=line1\\nline2\\\\\n"));
+        assert!(s.contains("\nfallback_used=false\nguard_flags=a\\,x,b\nfinal_status=answered"));
+        ev.guard_flags.clear();
+        assert!(canonical_string(&ev).contains("\nguard_flags=none\n"));
+        assert!(evidence_hash(&ev).starts_with("sha256:"));
+        assert_eq!(evidence_hash(&ev).len(), 71);
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        let v: Value = serde_json::json!({"b": 1, "a": {"d": [true, null, "é\n"], "c": 0.5}});
+        let mut s = String::new();
+        canonical_json(&v, &mut s);
+        assert_eq!(s, r#"{"a":{"c":0.5,"d":[true,null,"é\n"]},"b":1}"#);
+    }
+}

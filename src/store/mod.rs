@@ -1,0 +1,361 @@
+//! The event store: the event model (`event`), seed-003 evidence hashing and the chain
+//! (`evidence`), the sled layout with query / verify / retention (`db`), and here the one
+//! writer thread fed by a bounded queue, writing in batches with one flush per batch (group
+//! commit), plus the `EventSink` handle the proxy and the ingestion API use.
+//!
+//! Durability: `EventSink::submit` (ingestion API) returns only after the batch holding its
+//! events was applied and flushed. `EventSink::record` (proxy path) queues without waiting
+//! for the flush; when the queue is full it waits up to `queue_wait` (counted in
+//! `parapet_event_queue_full_total`), then logs and counts a drop
+//! (`parapet_events_dropped_total`). `StoreService::shutdown` drains the queue.
+
+pub mod db;
+pub mod event;
+pub mod evidence;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::store::StoreConfig;
+use crate::metrics;
+pub use db::{Page, Query, Store, StoreError, WorkspaceReport, Written};
+pub use event::{kind, summary, Event, Evidence};
+
+type Ack = oneshot::Sender<Result<Vec<Written>, StoreError>>;
+
+enum Msg {
+    Write {
+        events: Vec<Event>,
+        ack: Option<Ack>,
+    },
+    Retain {
+        cutoff_micros: i64,
+        ack: oneshot::Sender<u64>,
+    },
+    Shutdown(oneshot::Sender<()>),
+}
+
+struct Inner {
+    tx: mpsc::Sender<Msg>,
+    store: Store,
+    queue_wait: Duration,
+    summary_chars: usize,
+    full_content_routes: Vec<String>,
+}
+
+/// Handle to the event store: cheap to clone; `EventSink::disabled()` records nothing.
+#[derive(Clone, Default)]
+pub struct EventSink {
+    inner: Option<Arc<Inner>>,
+}
+
+impl EventSink {
+    /// A sink that records nothing (store disabled).
+    pub fn disabled() -> EventSink {
+        EventSink { inner: None }
+    }
+
+    /// Whether events are stored.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// `[store] content_summary_chars`.
+    pub fn summary_chars(&self) -> usize {
+        self.inner.as_ref().map_or(200, |i| i.summary_chars)
+    }
+
+    /// Whether `route` stores full content (`[store] full_content_routes`).
+    pub fn full_content(&self, route: &str) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|i| i.full_content_routes.iter().any(|r| r == route))
+    }
+
+    /// The store, for reads (query, verify); `None` when disabled.
+    pub fn store(&self) -> Option<&Store> {
+        self.inner.as_ref().map(|i| &i.store)
+    }
+
+    /// Queue a proxy-path event (not on the response's critical path). Waits at most
+    /// `queue_wait` when the queue is full (counted); a drop is logged and counted, never
+    /// silent.
+    pub async fn record(&self, event: Event) {
+        let Some(inner) = &self.inner else { return };
+        let msg = Msg::Write {
+            events: vec![event],
+            ack: None,
+        };
+        match inner.tx.try_send(msg) {
+            Ok(()) => metrics::event_queued(1),
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                metrics::event_queue_full();
+                match inner.tx.send_timeout(msg, inner.queue_wait).await {
+                    Ok(()) => metrics::event_queued(1),
+                    Err(_) => {
+                        metrics::events_dropped(1);
+                        tracing::error!("event queue full for the whole wait; one event dropped");
+                    }
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                metrics::events_dropped(1);
+                tracing::error!("event store stopped; one event dropped");
+            }
+        }
+    }
+
+    /// Store events durably: returns after they are flushed to disk (or already stored:
+    /// `Written::Duplicate`). Waits for queue space (the client is waiting for the ack).
+    pub async fn submit(&self, events: Vec<Event>) -> Result<Vec<Written>, StoreError> {
+        let Some(inner) = &self.inner else {
+            return Err(StoreError::Other("the event store is disabled".into()));
+        };
+        let (tx, rx) = oneshot::channel();
+        inner
+            .tx
+            .send(Msg::Write {
+                events,
+                ack: Some(tx),
+            })
+            .await
+            .map_err(|_| StoreError::Other("the event store is stopped".into()))?;
+        metrics::event_queued(1);
+        rx.await
+            .map_err(|_| StoreError::Other("the event writer stopped".into()))?
+    }
+
+    /// Apply retention now: delete records ingested before `cutoff_micros` in every
+    /// workspace (through the writer, so it never races a write).
+    pub async fn retain(&self, cutoff_micros: i64) -> u64 {
+        let Some(inner) = &self.inner else { return 0 };
+        let (tx, rx) = oneshot::channel();
+        if inner
+            .tx
+            .send(Msg::Retain {
+                cutoff_micros,
+                ack: tx,
+            })
+            .await
+            .is_err()
+        {
+            return 0;
+        }
+        metrics::event_queued(1);
+        rx.await.unwrap_or(0)
+    }
+}
+
+/// The running store: the writer thread and the retention task; `shutdown` drains them.
+pub struct StoreService {
+    sink: EventSink,
+    writer: std::thread::JoinHandle<()>,
+    retention: Option<tokio::task::JoinHandle<()>>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+/// Events per writer batch (one sled batch, one flush).
+pub const MAX_BATCH_EVENTS: usize = 4096;
+
+impl StoreService {
+    /// Open the store and start the writer thread (and retention, if configured).
+    pub fn start(cfg: &StoreConfig) -> Result<StoreService, StoreError> {
+        let store = Store::open(&cfg.data_dir, cfg.cache_capacity_bytes)?;
+        let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+        let writer_store = store.clone();
+        let writer = std::thread::Builder::new()
+            .name("parapet-event-writer".into())
+            .spawn(move || writer_loop(writer_store, rx))
+            .map_err(|e| StoreError::Other(format!("cannot start the writer thread: {e}")))?;
+        let sink = EventSink {
+            inner: Some(Arc::new(Inner {
+                tx,
+                store,
+                queue_wait: cfg.queue_wait,
+                summary_chars: cfg.content_summary_chars,
+                full_content_routes: cfg.full_content_routes.clone(),
+            })),
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        let retention = cfg.retention_days.map(|days| {
+            let sink = sink.clone();
+            let stop = stop.clone();
+            let every = cfg.retention_interval;
+            tokio::spawn(async move {
+                loop {
+                    let cutoff =
+                        evidence::Timestamp::now().micros() - i64::from(days) * 86_400 * 1_000_000;
+                    let n = sink.retain(cutoff).await;
+                    if n > 0 {
+                        tracing::info!(deleted = n, retention_days = days, "retention applied");
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(every) => {}
+                    }
+                }
+            })
+        });
+        Ok(StoreService {
+            sink,
+            writer,
+            retention,
+            stop,
+        })
+    }
+
+    /// The sink (put it in the runtime snapshot).
+    pub fn sink(&self) -> EventSink {
+        self.sink.clone()
+    }
+
+    /// Stop retention, write everything queued, flush, stop the writer thread.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        if let Some(r) = self.retention {
+            let _ = r.await;
+        }
+        if let Some(inner) = &self.sink.inner {
+            let (tx, rx) = oneshot::channel();
+            if inner.tx.send(Msg::Shutdown(tx)).await.is_ok() {
+                let _ = rx.await;
+            }
+        }
+        let writer = self.writer;
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        tracing::info!("event store drained and closed");
+    }
+}
+
+/// Open the store in `dir` (it must exist and not be in use) and verify every workspace's
+/// chain (`parapet verify --data DIR`). A store sled cannot open (corrupted files) is an
+/// error, as is a panic inside sled while reading.
+pub fn verify_dir(dir: &std::path::Path) -> Result<Vec<WorkspaceReport>, String> {
+    if !dir.join("conf").exists() && !dir.join("db").exists() && !dir.join(db::ANCHOR_FILE).exists()
+    {
+        return Err(format!("{}: no event store here", dir.display()));
+    }
+    let dir = dir.to_path_buf();
+    let run = move || -> Result<Vec<WorkspaceReport>, String> {
+        let store = Store::open(&dir, 64 << 20)
+            .map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
+        let mut out = Vec::new();
+        for ws in store.workspaces().map_err(|e| e.to_string())? {
+            out.push(store.verify(&ws).map_err(|e| format!("{ws}: {e}"))?);
+        }
+        Ok(out)
+    };
+    std::panic::catch_unwind(run)
+        .unwrap_or_else(|_| Err("the store is corrupted (reading it failed)".into()))
+}
+
+fn writer_loop(store: Store, mut rx: mpsc::Receiver<Msg>) {
+    let mut heads = HashMap::new();
+    while let Some(first) = rx.blocking_recv() {
+        let mut msgs = vec![first];
+        let mut n_events = 0usize;
+        let mut control = None;
+        loop {
+            match msgs.last() {
+                Some(Msg::Write { events, .. }) => n_events += events.len(),
+                Some(_) => {
+                    control = msgs.pop();
+                    break;
+                }
+                None => {}
+            }
+            if n_events >= MAX_BATCH_EVENTS {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(m) => msgs.push(m),
+                Err(_) => break,
+            }
+        }
+        metrics::event_dequeued(msgs.len() + usize::from(control.is_some()));
+        if !msgs.is_empty() {
+            write_batch(&store, &mut heads, msgs, n_events);
+        }
+        match control {
+            Some(Msg::Retain { cutoff_micros, ack }) => {
+                let mut total = 0;
+                for ws in store.workspaces().unwrap_or_default() {
+                    loop {
+                        match store.retain(&ws, cutoff_micros, 10_000) {
+                            Ok(0) => break,
+                            Ok(n) => total += n,
+                            Err(e) => {
+                                tracing::error!(error = %e, "retention failed");
+                                break;
+                            }
+                        }
+                    }
+                }
+                if let Err(e) = store.flush() {
+                    tracing::error!(error = %e, "flush after retention failed");
+                }
+                let _ = ack.send(total);
+            }
+            Some(Msg::Shutdown(ack)) => {
+                if let Err(e) = store.flush() {
+                    tracing::error!(error = %e, "final flush failed");
+                }
+                let _ = ack.send(());
+                return;
+            }
+            _ => {}
+        }
+    }
+    let _ = store.flush();
+}
+
+fn write_batch(store: &Store, heads: &mut HashMap<String, db::Head>, msgs: Vec<Msg>, n: usize) {
+    let started = Instant::now();
+    let mut all = Vec::with_capacity(n);
+    let mut acks = Vec::with_capacity(msgs.len());
+    for m in msgs {
+        if let Msg::Write { events, ack } = m {
+            acks.push((all.len(), events.len(), ack));
+            all.extend(events);
+        }
+    }
+    let result = store
+        .write(heads, &all)
+        .and_then(|w| store.flush().map(|()| w));
+    metrics::event_batch_written(all.len(), started.elapsed());
+    match result {
+        Ok(written) => {
+            let new = written
+                .iter()
+                .filter(|w| matches!(w, Written::New { .. }))
+                .count();
+            metrics::events_written(new);
+            for (start, len, ack) in acks {
+                if let Some(ack) = ack {
+                    let _ = ack.send(Ok(written[start..start + len].to_vec()));
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, events = all.len(), "event batch not stored");
+            // The heads may be stale if the batch was applied but not flushed: reload.
+            heads.clear();
+            let mut dropped = 0;
+            for (_, len, ack) in acks {
+                match ack {
+                    Some(ack) => {
+                        let _ = ack.send(Err(StoreError::Other(e.to_string())));
+                    }
+                    None => dropped += len,
+                }
+            }
+            metrics::events_dropped(dropped);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

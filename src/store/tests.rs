@@ -1,0 +1,336 @@
+//! Store unit tests: write/dedup, query filters and cursor, verify detects edit / delete /
+//! reorder / tail loss, retention keeps the chain verifiable, writer group commit.
+
+use super::db::{Query, Store, Written};
+use super::event::{kind, Event};
+use super::evidence::Timestamp;
+use super::*;
+use std::collections::HashMap;
+
+fn ev(ws: &str, id: &str, session: &str, status: &str) -> Event {
+    Event::new(kind::AI_RESPONSE, ws, "req-1")
+        .event_id(id)
+        .session_id(session)
+        .final_status(status)
+        .output_summary("ünïcode ✓", 200)
+}
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), 8 << 20).unwrap();
+    (dir, s)
+}
+
+fn fill(s: &Store, n: usize) {
+    let mut heads = HashMap::new();
+    let events: Vec<Event> = (0..n)
+        .map(|i| {
+            ev(
+                "w1",
+                &format!("e{i}"),
+                &format!("s{}", i % 3),
+                if i % 2 == 0 { "answered" } else { "blocked" },
+            )
+        })
+        .collect();
+    s.write(&mut heads, &events).unwrap();
+}
+
+#[test]
+fn write_dedups_and_chains() {
+    let (_d, s) = open();
+    let mut heads = HashMap::new();
+    let w = s
+        .write(
+            &mut heads,
+            &[
+                ev("w1", "a", "s", "answered"),
+                ev("w1", "a", "s", "answered"),
+                ev("w2", "a", "s", "answered"),
+            ],
+        )
+        .unwrap();
+    assert!(matches!(w[0], Written::New { seq: 1, .. }));
+    assert!(matches!(w[1], Written::Duplicate { seq: 1, .. }));
+    assert!(matches!(w[2], Written::New { seq: 1, .. }));
+    let w = s
+        .write(
+            &mut HashMap::new(),
+            &[
+                ev("w1", "a", "s", "answered"),
+                ev("w1", "b", "s", "answered"),
+            ],
+        )
+        .unwrap();
+    assert!(matches!(w[0], Written::Duplicate { .. }));
+    assert!(matches!(w[1], Written::New { seq: 2, .. }));
+    let r = s.get("w1", "b").unwrap().unwrap();
+    assert_eq!(r["output_summary"], "ünïcode ✓");
+    assert_eq!(r["guard_flags"], serde_json::json!([]));
+    for ws in ["w1", "w2"] {
+        let rep = s.verify(ws).unwrap();
+        assert!(rep.broken.is_none(), "{rep:?}");
+    }
+    assert_eq!(s.workspaces().unwrap(), vec!["w1", "w2"]);
+    assert!(
+        s.get("w2", "b").unwrap().is_none(),
+        "workspaces are separate"
+    );
+}
+
+#[test]
+fn query_filters_and_cursor() {
+    let (_d, s) = open();
+    fill(&s, 25);
+    let q = |eq: &[(&str, &str)], limit, cursor: Option<String>, asc| Query {
+        eq: eq
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+        limit,
+        cursor,
+        ascending: asc,
+        ..Query::default()
+    };
+    let p = s.query("w1", &q(&[], 10, None, false)).unwrap();
+    assert_eq!(p.events.len(), 10);
+    assert_eq!(p.events[0]["event_id"], "e24", "newest first");
+    let p2 = s
+        .query("w1", &q(&[], 10, p.next_cursor.clone(), false))
+        .unwrap();
+    assert_eq!(p2.events[0]["event_id"], "e14");
+    let p3 = s
+        .query("w1", &q(&[], 10, p2.next_cursor.clone(), false))
+        .unwrap();
+    assert_eq!(p3.events.len(), 5);
+    assert!(p3.next_cursor.is_none());
+    // Index driver + post-filter.
+    let p = s
+        .query(
+            "w1",
+            &q(
+                &[("session_id", "s1"), ("final_status", "blocked")],
+                100,
+                None,
+                true,
+            ),
+        )
+        .unwrap();
+    let ids: Vec<&str> = p
+        .events
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["e1", "e7", "e13", "e19"]);
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let p = s
+            .query("w1", &q(&[("session_id", "s0")], 3, cursor, true))
+            .unwrap();
+        all.extend(p.events);
+        cursor = p.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(all.len(), 9);
+    let p = s
+        .query("w1", &q(&[("event_id", "e3")], 20, None, false))
+        .unwrap();
+    assert_eq!(p.events.len(), 1);
+    assert!(s
+        .query("w2", &q(&[], 20, None, false))
+        .unwrap()
+        .events
+        .is_empty());
+    // Time range on recorded_at.
+    let now = Timestamp::now().micros();
+    let p = s
+        .query(
+            "w1",
+            &Query {
+                recorded_from: Some(now - 60_000_000),
+                recorded_to: Some(now + 1),
+                limit: 100,
+                ..Query::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(p.events.len(), 25);
+    let p = s
+        .query(
+            "w1",
+            &Query {
+                recorded_to: Some(now - 60_000_000),
+                limit: 100,
+                ..Query::default()
+            },
+        )
+        .unwrap();
+    assert!(p.events.is_empty());
+}
+
+fn edit(s: &Store, seq: u64, f: impl FnOnce(&mut serde_json::Value)) {
+    let k = Store::raw_record_key("w1", seq);
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&s.db().get(&k).unwrap().unwrap()).unwrap();
+    f(&mut v);
+    s.db().insert(k, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn verify_detects_edit_delete_reorder_and_tail_loss() {
+    // Edit of a canonical field.
+    let (_d, s) = open();
+    fill(&s, 5);
+    edit(&s, 3, |v| v["output_summary"] = "changed".into());
+    let b = s.verify("w1").unwrap().broken.unwrap();
+    assert_eq!(b.seq, 3);
+    assert!(b.reason.contains("evidence_hash"), "{}", b.reason);
+    // Edit of a non-canonical field (metadata) is caught by record_hash.
+    let (_d, s) = open();
+    fill(&s, 5);
+    edit(&s, 2, |v| v["metadata"]["x"] = 1.into());
+    let b = s.verify("w1").unwrap().broken.unwrap();
+    assert_eq!(
+        (b.seq, b.reason.contains("record_hash")),
+        (2, true),
+        "{}",
+        b.reason
+    );
+    // Edit with both hashes recomputed is caught by the chain.
+    let (_d, s) = open();
+    fill(&s, 5);
+    edit(&s, 2, |v| {
+        v["final_status"] = "answered".into();
+        let e: Evidence = serde_json::from_value(v.clone()).unwrap();
+        v["evidence_hash"] = evidence::evidence_hash(&e).into();
+        v["record_hash"] = evidence::record_hash(v).into();
+    });
+    let b = s.verify("w1").unwrap().broken.unwrap();
+    assert_eq!(
+        (b.seq, b.reason.contains("chain")),
+        (2, true),
+        "{}",
+        b.reason
+    );
+    // Deletion in the middle.
+    let (_d, s) = open();
+    fill(&s, 5);
+    s.db().remove(Store::raw_record_key("w1", 3)).unwrap();
+    let b = s.verify("w1").unwrap().broken.unwrap();
+    assert_eq!(b.seq, 3);
+    assert!(b.reason.contains("missing"));
+    // Reorder: swap two records.
+    let (_d, s) = open();
+    fill(&s, 5);
+    let (k2, k4) = (
+        Store::raw_record_key("w1", 2),
+        Store::raw_record_key("w1", 4),
+    );
+    let (v2, v4) = (
+        s.db().get(&k2).unwrap().unwrap(),
+        s.db().get(&k4).unwrap().unwrap(),
+    );
+    s.db().insert(&k2, v4).unwrap();
+    s.db().insert(&k4, v2).unwrap();
+    let b = s.verify("w1").unwrap().broken.unwrap();
+    assert_eq!(b.seq, 2);
+    // Tail deletion.
+    let (_d, s) = open();
+    fill(&s, 5);
+    s.db().remove(Store::raw_record_key("w1", 5)).unwrap();
+    let b = s.verify("w1").unwrap().broken.unwrap();
+    assert!(b.reason.contains("missing"), "{}", b.reason);
+}
+
+#[test]
+fn retention_cuts_with_a_checkpoint() {
+    let (_d, s) = open();
+    fill(&s, 10);
+    let future = Timestamp::now().micros() + 1_000_000;
+    assert_eq!(s.retain("w1", future, 4).unwrap(), 4);
+    let rep = s.verify("w1").unwrap();
+    assert!(rep.broken.is_none(), "{rep:?}");
+    assert_eq!(rep.checkpoint.as_ref().unwrap().first_seq, 5);
+    assert_eq!(rep.records, 6);
+    assert!(s.get("w1", "e0").unwrap().is_none());
+    let p = s
+        .query(
+            "w1",
+            &Query {
+                eq: vec![("session_id".into(), "s0".into())],
+                limit: 100,
+                ..Query::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        p.events.len(),
+        2,
+        "index entries of deleted records are gone too"
+    );
+    // New writes continue the chain after retention.
+    let mut heads = HashMap::new();
+    s.write(&mut heads, &[ev("w1", "new", "s", "answered")])
+        .unwrap();
+    assert!(s.verify("w1").unwrap().broken.is_none());
+    assert_eq!(s.retain("w1", future, 100).unwrap(), 7);
+    let rep = s.verify("w1").unwrap();
+    assert!(rep.broken.is_none() && rep.records == 0, "{rep:?}");
+    s.write(
+        &mut heads,
+        &[
+            ev("w1", "n2", "s", "answered"),
+            ev("w1", "n3", "s", "answered"),
+        ],
+    )
+    .unwrap();
+    assert!(s.verify("w1").unwrap().broken.is_none());
+    // Deleting the first record after the checkpoint is still detected.
+    s.db().remove(Store::raw_record_key("w1", 12)).unwrap();
+    assert!(s.verify("w1").unwrap().broken.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_group_commits_and_drains_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::config::store::StoreConfig::in_dir(dir.path());
+    let svc = StoreService::start(&cfg).unwrap();
+    let sink = svc.sink();
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let sink = sink.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..50 {
+                let w = sink
+                    .submit(vec![ev("w1", &format!("t{t}-{i}"), "s", "answered")])
+                    .await
+                    .unwrap();
+                assert!(matches!(w[0], Written::New { .. }));
+            }
+        }));
+    }
+    for i in 0..100 {
+        sink.record(ev("w1", &format!("p{i}"), "s", "answered"))
+            .await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let dup = sink
+        .submit(vec![ev("w1", "t0-0", "s", "answered")])
+        .await
+        .unwrap();
+    assert!(matches!(dup[0], Written::Duplicate { .. }));
+    svc.shutdown().await;
+    drop(sink);
+    let s = Store::open(dir.path(), 8 << 20).unwrap();
+    let rep = s.verify("w1").unwrap();
+    assert!(rep.broken.is_none());
+    assert_eq!(
+        rep.records, 500,
+        "every proxy-path event was drained at shutdown"
+    );
+}
