@@ -412,6 +412,7 @@ impl ScannerBuilder {
             }
         };
         let max_match_len = rules.iter().map(|r| r.info.max_len).max().unwrap_or(0);
+        let gate_lits = LiteralGate::build(&ac_patterns, &ac_owner);
         Ok(Scanner {
             rules,
             set,
@@ -421,6 +422,7 @@ impl ScannerBuilder {
             ac,
             ac_owner,
             ac_patterns,
+            lit_gate: gate_lits,
             max_match_len,
         })
     }
@@ -463,6 +465,8 @@ pub struct Scanner {
     ac: Option<AhoCorasick>,
     ac_owner: Vec<AcEntry>,
     ac_patterns: Vec<String>,
+    /// SIMD anchor search that replaces the automaton pass when it can (see [`LiteralGate`]).
+    lit_gate: Option<LiteralGate>,
     max_match_len: usize,
 }
 
@@ -507,39 +511,24 @@ impl Scanner {
             return out;
         }
         let mut candidate = vec![false; self.rules.len()];
-        if let Some(ac) = &self.ac {
+        let gated = self
+            .lit_gate
+            .as_ref()
+            .filter(|_| text.len() >= GATE_MIN_TEXT);
+        if let Some(gate) = gated {
+            gate.for_each(text, |pid, s, e| {
+                self.literal_hit(text, pid, s, e, &mut candidate, &mut out)
+            });
+        } else if let Some(ac) = &self.ac {
             for m in ac.find_overlapping_iter(text) {
-                let pid = m.pattern().as_usize();
-                match self.ac_owner.get(pid) {
-                    Some(AcEntry::Prefilter(rule)) => {
-                        if let Some(c) = candidate.get_mut(*rule) {
-                            *c = true;
-                        }
-                    }
-                    Some(AcEntry::Keyword {
-                        rule,
-                        case_sensitive,
-                    }) => {
-                        let (s, e) = (m.start(), m.end());
-                        if *case_sensitive {
-                            let want = self.ac_patterns.get(pid).map(String::as_bytes);
-                            if text.as_bytes().get(s..e) != want {
-                                continue;
-                            }
-                        }
-                        let whole = matches!(
-                            self.rules.get(*rule).map(|r| &r.imp),
-                            Some(RuleImpl::Keywords { whole_word: true })
-                        );
-                        if whole && !word_bounded(text, s, e) {
-                            continue;
-                        }
-                        if text.is_char_boundary(s) && text.is_char_boundary(e) {
-                            self.push(&mut out, *rule, s, e);
-                        }
-                    }
-                    None => {}
-                }
+                self.literal_hit(
+                    text,
+                    m.pattern().as_usize(),
+                    m.start(),
+                    m.end(),
+                    &mut candidate,
+                    &mut out,
+                );
             }
         }
         if !self.set_owner.is_empty() {
@@ -658,6 +647,48 @@ impl Scanner {
         }
     }
 
+    /// One occurrence of automaton literal `pid` at `s..e`: mark a prefilter's rule as a
+    /// candidate, or report a keyword match (case and word-boundary checked).
+    fn literal_hit(
+        &self,
+        text: &str,
+        pid: usize,
+        s: usize,
+        e: usize,
+        candidate: &mut [bool],
+        out: &mut Vec<Match>,
+    ) {
+        match self.ac_owner.get(pid) {
+            Some(AcEntry::Prefilter(rule)) => {
+                if let Some(c) = candidate.get_mut(*rule) {
+                    *c = true;
+                }
+            }
+            Some(AcEntry::Keyword {
+                rule,
+                case_sensitive,
+            }) => {
+                if *case_sensitive {
+                    let want = self.ac_patterns.get(pid).map(String::as_bytes);
+                    if text.as_bytes().get(s..e) != want {
+                        return;
+                    }
+                }
+                let whole = matches!(
+                    self.rules.get(*rule).map(|r| &r.imp),
+                    Some(RuleImpl::Keywords { whole_word: true })
+                );
+                if whole && !word_bounded(text, s, e) {
+                    return;
+                }
+                if text.is_char_boundary(s) && text.is_char_boundary(e) {
+                    self.push(out, *rule, s, e);
+                }
+            }
+            None => {}
+        }
+    }
+
     fn push(&self, out: &mut Vec<Match>, rule: usize, start: usize, end: usize) {
         if let Some(r) = self.rules.get(rule) {
             out.push(Match {
@@ -666,6 +697,202 @@ impl Scanner {
                 end,
                 kind: Arc::clone(&r.info.kind),
             });
+        }
+    }
+}
+
+/// Shortest text the literal gate is used for: below it the fixed cost of lower-casing
+/// and starting the packed searchers exceeds the automaton pass (measured: 1 KB is
+/// ~12% slower with the gate, 64 KB ~23% faster).
+const GATE_MIN_TEXT: usize = 4096;
+
+/// Length of the anchors the literal gate searches for.
+const ANCHOR_LEN: usize = 3;
+/// Most anchors one packed (Teddy) searcher takes before its verification step dominates.
+const MAX_ANCHORS: usize = 128;
+/// Anchors per packed searcher: groups this small keep the fast slim Teddy variant.
+const ANCHOR_GROUP: usize = 32;
+
+/// A faster replacement for the overlapping Aho-Corasick pass over all literals: every
+/// literal of at least [`ANCHOR_LEN`] bytes is represented by its rarest 3-byte
+/// substring (its anchor, lower-cased); one SIMD packed (Teddy) search over the
+/// ASCII-lower-cased text finds every anchor occurrence, and each occurrence is verified
+/// against the literals that own that anchor. Shorter literals, which only gate regex
+/// rules, are looked up with `memmem`. All anchors have the same length, so at most one
+/// starts at any position and reporting every position finds every literal occurrence
+/// exactly once: the result equals the automaton's overlapping pass.
+#[derive(Debug)]
+struct LiteralGate {
+    /// Packed searchers over groups of at most [`ANCHOR_GROUP`] anchors (with anchor ids
+    /// of the group, by packed pattern id).
+    searchers: Vec<(aho_corasick::packed::Searcher, Vec<usize>)>,
+    /// Per anchor: (literal id, anchor offset in the literal).
+    owners: Vec<Vec<(usize, usize)>>,
+    /// Lower-cased literals by literal id (automaton pattern id).
+    lower: Vec<Vec<u8>>,
+    /// Literals shorter than an anchor (prefilters only): (literal id, lower-cased bytes).
+    short: Vec<(usize, Vec<u8>)>,
+}
+
+/// Frequent English trigrams (and a few from code): never an anchor when a rarer one exists.
+const COMMON_TRIGRAMS: &[&str] = &[
+    "the", "and", "ing", "ion", "tio", "ent", "ati", "for", "her", "ter", "hat", "tha", "ere",
+    "ate", "his", "con", "res", "ver", "all", "ons", "nce", "men", "ith", "ted", "ers", "pro",
+    "thi", "wit", "are", "ess", "not", "ive", "was", "ect", "rea", "com", "eve", "per", "int",
+    "est", "sta", "cti", "ica", "ist", "ear", "ain", "one", "our", "iti", "rat", "you", "any",
+    "ove", "ble", "abl", "ore", "str", "tra", "ter", "man", "red", "ant", "ali", "ine", "lit",
+    "ort", "out", "ous", "rom", "fro", "ity", "ted", "tor", "ect", "pre", "nte", "ndi", "age",
+    "oun", "ide", "ust", "use", "ere", "ndt", "der", "ran", "ess", "ies", "ect", "ire", "ser",
+    "sec", "tin", "ven", "end", "acc", "cre", "ign", "key", "ill", "ord", "een", "ell", "ome",
+    "ide", "ase", "ace", "ake", "ack", "ans", "nda", "sto", "ssi", "ssa", "sse", "enc", "ens",
+    "rom", "ste",
+];
+
+/// Rough frequency of a byte in lower-cased English prose and code (per 10,000 bytes):
+/// the anchor of a literal is its substring with the lowest product of these.
+fn byte_weight(b: u8) -> u32 {
+    match b {
+        b' ' => 1800,
+        b'e' => 1000,
+        b't' => 730,
+        b'a' => 650,
+        b'o' => 600,
+        b'i' => 560,
+        b'n' => 540,
+        b's' => 500,
+        b'h' => 490,
+        b'r' => 480,
+        b'd' => 340,
+        b'l' => 320,
+        b'c' | b'u' => 220,
+        b'm' | b'w' => 190,
+        b'f' | b'g' | b'y' | b'p' => 160,
+        b'b' | b',' | b'.' => 120,
+        b'v' => 80,
+        b'k' => 60,
+        b'\n' => 100,
+        b'-' | b'"' | b'\'' | b'(' | b')' | b'_' | b'=' | b':' => 30,
+        b'j' | b'x' | b'q' | b'z' => 10,
+        b'0'..=b'9' => 20,
+        _ => 5,
+    }
+}
+
+impl LiteralGate {
+    /// `None` when the gate cannot stand in for the automaton (a keyword shorter than an
+    /// anchor, or too many distinct anchors): the caller keeps the automaton pass.
+    fn build(patterns: &[String], owners: &[AcEntry]) -> Option<LiteralGate> {
+        let mut anchors: Vec<[u8; ANCHOR_LEN]> = Vec::new();
+        let mut anchor_owners: Vec<Vec<(usize, usize)>> = Vec::new();
+        let mut lower = Vec::with_capacity(patterns.len());
+        let mut short = Vec::new();
+        for (pid, pat) in patterns.iter().enumerate() {
+            let lit = pat.as_bytes().to_ascii_lowercase();
+            if lit.len() < ANCHOR_LEN {
+                if !matches!(owners.get(pid), Some(AcEntry::Prefilter(_))) || lit.is_empty() {
+                    return None;
+                }
+                short.push((pid, lit.clone()));
+                lower.push(lit);
+                continue;
+            }
+            let score = |w: &[u8]| -> u64 {
+                let base: u64 = w.iter().map(|&b| u64::from(byte_weight(b))).product();
+                if COMMON_TRIGRAMS.iter().any(|t| t.as_bytes() == w) {
+                    base.saturating_mul(64)
+                } else {
+                    base
+                }
+            };
+            // Prefer an anchor already chosen (fewer patterns) unless a much rarer one exists.
+            let best = lit
+                .windows(ANCHOR_LEN)
+                .enumerate()
+                .min_by_key(|(_, w)| score(w))
+                .map(|(i, _)| i)?;
+            let best_score = score(&lit[best..best + ANCHOR_LEN]);
+            let shared = lit.windows(ANCHOR_LEN).enumerate().find(|(_, w)| {
+                score(w) <= best_score.saturating_mul(4) && anchors.iter().any(|a| a == w)
+            });
+            let off = shared.map_or(best, |(i, _)| i);
+            let mut key = [0u8; ANCHOR_LEN];
+            key.copy_from_slice(&lit[off..off + ANCHOR_LEN]);
+            let aid = match anchors.iter().position(|a| *a == key) {
+                Some(a) => a,
+                None => {
+                    anchors.push(key);
+                    anchor_owners.push(Vec::new());
+                    anchors.len() - 1
+                }
+            };
+            anchor_owners.get_mut(aid)?.push((pid, off));
+            lower.push(lit);
+        }
+        if anchors.is_empty() || anchors.len() > MAX_ANCHORS {
+            return None;
+        }
+        let ids: Vec<usize> = (0..anchors.len()).collect();
+        let mut searchers = Vec::new();
+        for group in ids.chunks(ANCHOR_GROUP) {
+            let searcher = aho_corasick::packed::Config::new()
+                .match_kind(aho_corasick::packed::MatchKind::LeftmostFirst)
+                .builder()
+                .extend(group.iter().filter_map(|&i| anchors.get(i)))
+                .build()?;
+            searchers.push((searcher, group.to_vec()));
+        }
+        Some(LiteralGate {
+            searchers,
+            owners: anchor_owners,
+            lower,
+            short,
+        })
+    }
+
+    /// Call `hit(literal id, start, end)` for every ASCII-case-insensitive occurrence of
+    /// every literal in `text` (for literals shorter than an anchor: the first only).
+    fn for_each(&self, text: &str, mut hit: impl FnMut(usize, usize, usize)) {
+        let low = text.as_bytes().to_ascii_lowercase();
+        for (pid, lit) in &self.short {
+            if let Some(p) = memchr::memmem::find(&low, lit) {
+                hit(*pid, p, p + lit.len());
+            }
+        }
+        for (searcher, group) in &self.searchers {
+            let mut at = 0;
+            while at < low.len() {
+                let span = aho_corasick::Span {
+                    start: at,
+                    end: low.len(),
+                };
+                let Some(m) = searcher.find_in(&low, span) else {
+                    break;
+                };
+                let p = m.start();
+                let aid = group
+                    .get(m.pattern().as_usize())
+                    .copied()
+                    .unwrap_or(usize::MAX);
+                self.verify(&low, p, aid, &mut hit);
+                at = p + 1;
+            }
+        }
+    }
+
+    /// Report the literals owning anchor `aid` that occur around its occurrence at `p`.
+    fn verify(&self, low: &[u8], p: usize, aid: usize, hit: &mut impl FnMut(usize, usize, usize)) {
+        {
+            for &(pid, off) in self.owners.get(aid).into_iter().flatten() {
+                let Some(lit) = self.lower.get(pid) else {
+                    continue;
+                };
+                let Some(s) = p.checked_sub(off) else {
+                    continue;
+                };
+                if low.get(s..s + lit.len()) == Some(lit.as_slice()) {
+                    hit(pid, s, s + lit.len());
+                }
+            }
         }
     }
 }
@@ -819,6 +1046,63 @@ mod tests {
         let e = b.build().err().map(|e| e.errors).unwrap_or_default();
         let ids: Vec<&str> = e.iter().map(|e| e.rule_id.as_str()).collect();
         assert_eq!(ids, vec!["bad1", "bad2", "bad3"]);
+    }
+
+    /// The anchor gate reports exactly the automaton's overlapping literal occurrences.
+    fn gate_equals_automaton(s: &Scanner, t: &str) {
+        let (Some(gate), Some(ac)) = (&s.lit_gate, &s.ac) else {
+            panic!("built-in pack must have both");
+        };
+        let mut got = Vec::new();
+        gate.for_each(t, |p, a, b| got.push((p, a, b)));
+        let mut want: Vec<(usize, usize, usize)> = ac
+            .find_overlapping_iter(t)
+            .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+            .collect();
+        // Literals shorter than an anchor are gates: only their first occurrence counts.
+        let short: Vec<usize> = gate.short.iter().map(|(p, _)| *p).collect();
+        let mut seen = std::collections::BTreeSet::new();
+        want.retain(|(p, _, _)| !short.contains(p) || seen.insert(*p));
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want, "{t:?}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn literal_gate_matches_automaton(parts in proptest::collection::vec(
+            proptest::prop_oneof![
+                "[A-Za-z_ .:@#/\\-]{1,8}",
+                proptest::sample::select(builtin_literals()),
+                "\\PC{1,3}",
+            ],
+            0..40,
+        )) {
+            let s = builtin();
+            gate_equals_automaton(s, &parts.concat());
+        }
+    }
+
+    fn builtin() -> &'static Scanner {
+        static S: std::sync::OnceLock<Scanner> = std::sync::OnceLock::new();
+        S.get_or_init(|| Scanner::builtin().unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// Every literal of the built-in pack, in mixed case.
+    fn builtin_literals() -> Vec<String> {
+        let s = builtin();
+        s.ac_patterns
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                if i % 2 == 0 {
+                    p.to_ascii_uppercase()
+                } else {
+                    p.clone()
+                }
+            })
+            .collect()
     }
 
     #[test]
