@@ -536,15 +536,7 @@ pub async fn igris(ctx: &Ctx<'_>, body: Value) -> Result<Response<ProxyBody>, Ap
     if items.is_empty() {
         return Err(ApiError::field("events", "must contain at least one event"));
     }
-    let max = ctx.caller.runtime.config.store.max_events_per_request;
-    if items.len() > max {
-        return Err(ApiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "payload_too_large",
-            message: format!("at most {max} events per request"),
-            details: Vec::new(),
-        });
-    }
+    check_batch_size(ctx, items.len(), "events")?;
     let mut errors = Vec::new();
     let mut events = Vec::new();
     for (i, item) in items.iter().enumerate() {
@@ -755,15 +747,7 @@ pub async fn evidence_post(ctx: &Ctx<'_>, body: Value) -> Result<Response<ProxyB
             "must contain at least one record",
         ));
     }
-    let max = ctx.caller.runtime.config.store.max_events_per_request;
-    if items.len() > max {
-        return Err(ApiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "payload_too_large",
-            message: format!("at most {max} records per request"),
-            details: Vec::new(),
-        });
-    }
+    check_batch_size(ctx, items.len(), "records")?;
     let mut errors = Vec::new();
     let mut events = Vec::new();
     let mut claimed = Vec::new();
@@ -889,4 +873,18 @@ pub async fn evidence_post(ctx: &Ctx<'_>, body: Value) -> Result<Response<ProxyB
     }
     let _ = claimed;
     ok(json!({"ok": true, "event_count": out.len(), "events": out}))
+}
+
+/// 413 when a request carries more items than `[store] max_events_per_request`.
+fn check_batch_size(ctx: &Ctx<'_>, count: usize, noun: &str) -> Result<(), ApiError> {
+    let max = ctx.caller.runtime.config.store.max_events_per_request;
+    if count > max {
+        return Err(ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "payload_too_large",
+            message: format!("at most {max} {noun} per request"),
+            details: Vec::new(),
+        });
+    }
+    Ok(())
 }
