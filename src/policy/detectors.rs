@@ -1088,6 +1088,24 @@ mod tests {
     }
 
     #[test]
+    fn adjacent_ibans_are_each_found() {
+        // The IBAN pattern's match runs on into the next word or IBAN; the value the
+        // validator accepts is shorter, and scanning resumes after it (found by the
+        // streaming property test).
+        let s = scanner();
+        let iban = "GB82 WEST 1234 5698 7654 32";
+        for sep in [" ", " hello ", ", "] {
+            let t = format!("{iban}{sep}{iban}{sep}{iban}");
+            let got: Vec<(String, String)> = kinds(s, &t)
+                .into_iter()
+                .filter(|(k, _)| k == "IBAN")
+                .collect();
+            assert_eq!(got.len(), 3, "separator {sep:?}: {got:?}");
+            assert!(got.iter().all(|(_, v)| v == iban), "{got:?}");
+        }
+    }
+
+    #[test]
     fn pii_negative() {
         let s = scanner();
         for t in [

@@ -578,11 +578,11 @@ impl Scanner {
                     match span {
                         Some((s, e)) => {
                             self.push(&mut out, idx, s, e);
-                            at = if m.end() > m.start() {
-                                m.end()
-                            } else {
-                                m.end() + 1
-                            };
+                            // Resume after the accepted value, not after the regex match:
+                            // a validator may accept a shorter span (an IBAN cut to its
+                            // country length) and the rest of the match can hold the next
+                            // value (IBANs separated by a space or a word).
+                            at = e.max(m.start() + 1);
                         }
                         None => {
                             at = next_letter_word(text, m.start(), m.end())
