@@ -245,11 +245,28 @@ pub const ANCHOR_FILE: &str = "chain-anchor.json";
 
 impl Store {
     /// Open (or create) the store in `dir`.
+    ///
+    /// sled's background flusher keeps the directory lock for a moment after the last
+    /// handle of a previous open is dropped (a quick restart, `parapet verify` right after a
+    /// store closed): a lock held elsewhere is retried for up to two seconds before failing.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .open()?;
+        let config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("could not acquire lock") =>
+                {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(sled::Error::Io(e).into());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         Ok(Store {
             db,
             anchor: dir.join(ANCHOR_FILE),
