@@ -372,11 +372,7 @@ async fn evidence_get(
     params: &[(String, String)],
 ) -> Result<Response<ProxyBody>, ApiError> {
     let q = parse_query(params, Some(100))?;
-    let store = c
-        .sink
-        .store()
-        .cloned()
-        .ok_or_else(|| ApiError::store(StoreError::Other("disabled".into())))?;
+    let store = open_store(c)?;
     let ws = c.key.workspace.clone();
     let q2 = q.clone();
     let page = tokio::task::spawn_blocking(move || store.query(&ws, &q2))
@@ -431,11 +427,7 @@ fn evidence_export(
     if !params.iter().any(|(k, _)| k == "order") {
         q.ascending = true;
     }
-    let store = c
-        .sink
-        .store()
-        .cloned()
-        .ok_or_else(|| ApiError::store(StoreError::Other("disabled".into())))?;
+    let store = open_store(c)?;
     let ws = c.key.workspace.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, crate::body::BoxError>>(4);
     tokio::task::spawn_blocking(move || {
@@ -480,11 +472,7 @@ fn evidence_export(
 }
 
 async fn evidence_verify(c: &Caller<'_>) -> Result<Response<ProxyBody>, ApiError> {
-    let store = c
-        .sink
-        .store()
-        .cloned()
-        .ok_or_else(|| ApiError::store(StoreError::Other("disabled".into())))?;
+    let store = open_store(c)?;
     let ws = c.key.workspace.clone();
     let rep = tokio::task::spawn_blocking(move || store.verify(&ws))
         .await
@@ -502,3 +490,11 @@ pub(crate) fn ok(body: Value) -> Result<Response<ProxyBody>, ApiError> {
 }
 
 pub(crate) type Obj = Map<String, Value>;
+
+/// The caller's store handle (503 when the store is disabled).
+fn open_store(c: &Caller<'_>) -> Result<crate::store::Store, ApiError> {
+    c.sink
+        .store()
+        .cloned()
+        .ok_or_else(|| ApiError::store(StoreError::Other("disabled".into())))
+}
