@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
 use tokio::time::{Instant, Sleep};
@@ -280,6 +280,8 @@ where
 pub trait BodyObserver {
     /// The first data frame is being handed to the client.
     fn first_data(&mut self);
+    /// A data frame is being handed to the client (after `first_data` for the first one).
+    fn data(&mut self, _chunk: &Bytes) {}
     /// The body ended, exactly once. `complete`: its last frame was returned (or it was
     /// dropped already at its end, e.g. an empty body hyper never polls); `false` when it
     /// failed or was dropped before its end (client gone).
@@ -290,7 +292,9 @@ pub trait BodyObserver {
 /// out and when it ends (used for per-call metrics: the observer can hold the in-flight
 /// guard, which then lives as long as the stream). No allocation of its own.
 pub struct ObservedBody<B: Body, O: BodyObserver> {
-    inner: B,
+    /// `None` only while dropping: the inner body is dropped before the observer ends, so
+    /// whatever it reports when dropped (a guarded stream's violations) is seen by `end`.
+    inner: Option<B>,
     observer: Option<O>,
     seen_data: bool,
     /// Bytes left of an exactly sized body: hyper stops polling (and drops the body) once it
@@ -302,7 +306,7 @@ impl<B: Body, O: BodyObserver> ObservedBody<B, O> {
     pub fn new(inner: B, observer: O) -> Self {
         let remaining = inner.size_hint().exact();
         ObservedBody {
-            inner,
+            inner: Some(inner),
             observer: Some(observer),
             seen_data: false,
             remaining,
@@ -319,7 +323,9 @@ impl<B: Body, O: BodyObserver> ObservedBody<B, O> {
 impl<B: Body, O: BodyObserver> Drop for ObservedBody<B, O> {
     fn drop(&mut self) {
         if self.observer.is_some() {
-            let complete = self.inner.is_end_stream() || self.remaining == Some(0);
+            let complete =
+                self.inner.as_ref().map_or(true, Body::is_end_stream) || self.remaining == Some(0);
+            drop(self.inner.take());
             self.end(complete);
         }
     }
@@ -327,7 +333,7 @@ impl<B: Body, O: BodyObserver> Drop for ObservedBody<B, O> {
 
 impl<B, O> Body for ObservedBody<B, O>
 where
-    B: Body + Unpin,
+    B: Body<Data = Bytes> + Unpin,
     O: BodyObserver + Unpin,
 {
     type Data = B::Data;
@@ -338,16 +344,22 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(left), Some(d)) = (this.remaining.as_mut(), frame.data_ref()) {
-                    *left = left.saturating_sub(d.remaining() as u64);
-                }
-                if !this.seen_data && frame.is_data() {
-                    this.seen_data = true;
+                if let Some(d) = frame.data_ref() {
+                    if let Some(left) = this.remaining.as_mut() {
+                        *left = left.saturating_sub(d.len() as u64);
+                    }
                     if let Some(o) = this.observer.as_mut() {
-                        o.first_data();
+                        if !this.seen_data {
+                            this.seen_data = true;
+                            o.first_data();
+                        }
+                        o.data(d);
                     }
                 }
             }
@@ -359,11 +371,13 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().map_or(true, Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
 }
 

@@ -551,6 +551,28 @@ impl PolicySet {
         chosen
     }
 
+    /// `text` with every match of every rule of the set (any side, location, selector or
+    /// mode) replaced by `[KIND]`: for stored summaries, which never hold a matched value,
+    /// also not one a monitor / alert / log rule only reported.
+    pub fn mask_all(&self, text: &str) -> String {
+        let all = Applicable {
+            rules: vec![true; self.rules.len()],
+            any: !self.rules.is_empty(),
+        };
+        let findings = self.find(text, Locations::ALL, &all);
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for f in findings {
+            out.push_str(&text[at..f.start]);
+            out.push('[');
+            out.push_str(&crate::redact::label(&f.kind));
+            out.push(']');
+            at = f.end;
+        }
+        out.push_str(&text[at..]);
+        out
+    }
+
     /// Evaluate `text` at `loc`: record violations, note denies, and return the redacted text
     /// if an enforced redact rule matched.
     pub fn guard_text(

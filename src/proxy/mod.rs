@@ -34,6 +34,7 @@
 //! (`metrics::NO_ROUTE` before a route is known).
 
 pub mod headers;
+pub mod record;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +58,7 @@ use crate::redact::Redactor;
 use crate::runtime::Runtime;
 use crate::upstream::{classify_error, upstream_uri};
 use headers::{inject_provider_key, request_id, upstream_request_headers, REQUEST_ID};
+use record::{CallEnded, CallRecord, StreamReport};
 
 /// Response header carrying Parapet's own time until the response head, in milliseconds
 /// with three decimals (`server.overhead_header`).
@@ -91,6 +93,8 @@ struct CallEnd {
     started: Instant,
     sse: bool,
     ended: bool,
+    /// Event-store recording (`None` when the store is disabled).
+    record: Option<Box<CallRecord>>,
 }
 
 impl CallEnd {
@@ -102,7 +106,17 @@ impl CallEnd {
 impl BodyObserver for CallEnd {
     fn first_data(&mut self) {
         if self.sse {
-            metrics::stream_ttft(self.route(), self.started.elapsed());
+            let ttft = self.started.elapsed();
+            metrics::stream_ttft(self.route(), ttft);
+            if let Some(rec) = self.record.as_deref_mut() {
+                rec.ttft = Some(ttft);
+            }
+        }
+    }
+
+    fn data(&mut self, chunk: &Bytes) {
+        if let Some(rec) = self.record.as_deref_mut() {
+            rec.capture(chunk);
         }
     }
 
@@ -117,7 +131,20 @@ impl BodyObserver for CallEnd {
         // A body that failed or was abandoned (upstream error mid-body, total timeout,
         // client gone) did not complete the call: counted as `error`.
         let status = self.status.filter(|_| complete);
-        metrics::request_finished(self.route(), endpoint, status, self.started.elapsed());
+        let latency = self.started.elapsed();
+        metrics::request_finished(self.route(), endpoint, status, latency);
+        if let Some(rec) = self.record.take() {
+            let route = self.route.and_then(|i| self.config.routes.get(i));
+            rec.finish(CallEnded {
+                route: route.map(|r| r.id.clone()),
+                endpoint: self.endpoint.as_ref().map(|e| e.id.clone()),
+                provider: self.endpoint.as_ref().map(|e| e.kind.as_str()),
+                status: self.status,
+                complete,
+                latency,
+                upstream_ttfb: Some(self.upstream).filter(|d| !d.is_zero()),
+            });
+        }
     }
 }
 
@@ -154,9 +181,17 @@ pub async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>) -> Response<P
         started: call.started,
         sse: false,
         ended: false,
+        record: None,
     };
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    seen.record = CallRecord::start(
+        &runtime.events,
+        &runtime.policies,
+        call.request_id.to_str().unwrap_or("-"),
+        method.as_str(),
+        &path,
+    );
     let resp = match proxy(&runtime, &call, &mut seen, req).await {
         Ok(resp) => resp.map(Either::Left),
         Err(err) => {
@@ -165,6 +200,9 @@ pub async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>) -> Response<P
                 tracing::warn!(request_id = ?call.request_id, %method, %path, code = err.code(), error = %err, "request failed");
             } else {
                 tracing::info!(request_id = ?call.request_id, %method, %path, code = err.code(), status = status.as_u16(), "request rejected");
+            }
+            if let Some(rec) = seen.record.as_deref_mut() {
+                rec.error_code = Some(err.code());
             }
             err.into_response(call.shape).map(Either::Right)
         }
@@ -210,10 +248,18 @@ async fn proxy(
     }
 
     let body = read_body(&parts.headers, body, config.server.max_body_bytes).await?;
+    if let Some(rec) = seen.record.as_deref_mut() {
+        rec.format = format;
+        rec.request_body = body.clone();
+    }
     let peeked = match format {
         Some(_) if !body.is_empty() => peek(&body)?,
         _ => Peek::default(),
     };
+    if let Some(rec) = seen.record.as_deref_mut() {
+        rec.model = peeked.model.clone();
+        rec.stream = peeked.stream.unwrap_or(false);
+    }
 
     let route = config
         .match_route(path, peeked.model.as_deref())
@@ -223,7 +269,10 @@ async fn proxy(
     // anything is sent.
     seen.endpoint = Some(route.primary().clone());
     let mut headers = upstream_request_headers(parts.headers);
-    authenticate(runtime, route, &mut headers)?;
+    let workspace = authenticate(runtime, route, &mut headers)?;
+    if let (Some(rec), Some(ws)) = (seen.record.as_deref_mut(), workspace) {
+        rec.workspace = Some(ws.to_string());
+    }
 
     // Pre-flight policies (phase 7): deny or redact before anything leaves.
     let policies = &runtime.policies;
@@ -239,7 +288,15 @@ async fn proxy(
         };
         let app = policies.applicable(&ctx);
         if app.any() && !body.is_empty() {
-            body = guard_request(policies, fmt, body, &app, &mut redactor, call)?;
+            body = guard_request(
+                policies,
+                fmt,
+                body,
+                &app,
+                &mut redactor,
+                call,
+                seen.record.as_deref_mut(),
+            )?;
         }
         let resp_app = policies.applicable(&Ctx {
             side: Side::Response,
@@ -271,6 +328,9 @@ async fn proxy(
         .map_err(|e| ProxyError::BuildRequest(e.to_string()))?;
     *up.headers_mut() = headers;
 
+    if let Some(rec) = seen.record.as_deref_mut() {
+        rec.attempts.push(endpoint.id.clone());
+    }
     let (head, relay, ttfb) = forward(runtime, endpoint, up).await?;
     seen.upstream = ttfb;
     tracing::debug!(
@@ -284,7 +344,6 @@ async fn proxy(
     );
     match response_guard {
         Some((fmt, app)) if head.status.is_success() => {
-            let upstream = &mut seen.upstream;
             guard_response(
                 policies.clone(),
                 fmt,
@@ -293,7 +352,7 @@ async fn proxy(
                 head,
                 relay,
                 call,
-                upstream,
+                seen,
             )
             .await
         }
@@ -309,6 +368,7 @@ fn guard_request(
     app: &crate::guard::Applicable,
     redactor: &mut Redactor,
     call: &Call,
+    rec: Option<&mut CallRecord>,
 ) -> Result<Bytes, ProxyError> {
     let mut value: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| ProxyError::InvalidJson(e.to_string()))?;
@@ -317,6 +377,11 @@ fn guard_request(
     metrics::policy_eval("request", t.elapsed());
     let outcome = outcome.map_err(|e| ProxyError::InvalidRequest(e.to_string()))?;
     log_violations(call, &outcome.violations);
+    let mut rec = rec;
+    if let Some(rec) = rec.as_deref_mut() {
+        rec.request_violations = outcome.violations;
+        rec.request_denied = outcome.deny.is_some();
+    }
     if let Some((status, rules)) = outcome.deny {
         crate::metrics::denied("request");
         return Err(ProxyError::PolicyDenied {
@@ -325,9 +390,13 @@ fn guard_request(
         });
     }
     if outcome.modified {
-        let bytes =
-            serde_json::to_vec(&value).map_err(|e| ProxyError::BuildRequest(e.to_string()))?;
-        return Ok(Bytes::from(bytes));
+        let bytes = Bytes::from(
+            serde_json::to_vec(&value).map_err(|e| ProxyError::BuildRequest(e.to_string()))?,
+        );
+        if let Some(rec) = rec {
+            rec.request_body = bytes.clone();
+        }
+        return Ok(bytes);
     }
     Ok(body)
 }
@@ -343,7 +412,7 @@ async fn guard_response(
     mut head: http::response::Parts,
     relay: RelayBody<Incoming>,
     call: &Call,
-    upstream: &mut Duration,
+    seen: &mut CallEnd,
 ) -> Result<Response<Answer>, ProxyError> {
     let encoded = head
         .headers
@@ -356,8 +425,17 @@ async fn guard_response(
         head.headers.remove(http::header::CONTENT_LENGTH);
         let guard = StreamGuard::new(policies, app, fmt, redactor);
         let request_id = call.request_id.clone();
+        let report = seen.record.as_deref_mut().map(|rec| {
+            let slot = Arc::new(std::sync::Mutex::new(StreamReport::default()));
+            rec.stream_report = Some(slot.clone());
+            slot
+        });
         let on_end: crate::body::OnStreamEnd = Box::new(move |g: &StreamGuard| {
             record_violations(&request_id, &g.outcome().violations);
+            if let Some(Ok(mut r)) = report.as_ref().map(|s| s.lock()) {
+                r.violations = g.outcome().violations.clone();
+                r.denied = g.denied().is_some();
+            }
             if let Some(d) = g.denied() {
                 crate::metrics::denied("response");
                 tracing::info!(request_id = ?request_id, rules = ?d.status_rules, "stream ended by policy");
@@ -371,7 +449,7 @@ async fn guard_response(
     }
     let read = Instant::now();
     let collected = relay.collect().await;
-    *upstream += read.elapsed();
+    seen.upstream += read.elapsed();
     let bytes = collected
         .map_err(|e| ProxyError::UpstreamRequest {
             endpoint: "-".into(),
@@ -388,6 +466,10 @@ async fn guard_response(
     let outcome =
         outcome.map_err(|_| ProxyError::Uninspectable("response does not match the API format"))?;
     log_violations(call, &outcome.violations);
+    if let Some(rec) = seen.record.as_deref_mut() {
+        rec.response_violations = outcome.violations;
+        rec.response_denied = outcome.deny.is_some();
+    }
     if let Some((status, rules)) = outcome.deny {
         crate::metrics::denied("response");
         return Err(ProxyError::ResponseDenied {
@@ -471,14 +553,15 @@ fn peek(body: &[u8]) -> Result<Peek, ProxyError> {
     serde_json::from_slice::<Peek>(body).map_err(|e| ProxyError::InvalidJson(e.to_string()))
 }
 
-/// Check the route's authentication mode and set the upstream credential headers.
-fn authenticate(
-    runtime: &Runtime,
+/// Check the route's authentication mode and set the upstream credential headers; returns
+/// the virtual key's workspace.
+fn authenticate<'a>(
+    runtime: &'a Runtime,
     route: &Route,
     headers: &mut http::HeaderMap,
-) -> Result<(), ProxyError> {
+) -> Result<Option<&'a str>, ProxyError> {
     match route.auth {
-        AuthMode::Passthrough => Ok(()),
+        AuthMode::Passthrough => Ok(None),
         AuthMode::Virtual => {
             let presented = crate::auth::presented_key(headers).ok_or(ProxyError::MissingKey)?;
             let key = crate::auth::find_key(&runtime.config.keys, presented)
@@ -492,7 +575,7 @@ fn authenticate(
                 }
             }
             inject_provider_key(headers, route.primary());
-            Ok(())
+            Ok(Some(key.workspace.as_str()))
         }
     }
 }

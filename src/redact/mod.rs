@@ -111,7 +111,7 @@ impl Redactor {
 }
 
 /// Placeholder label: upper-case, non-alphanumerics as `_`.
-fn label(kind: &str) -> String {
+pub(crate) fn label(kind: &str) -> String {
     kind.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {

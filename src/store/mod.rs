@@ -84,11 +84,17 @@ impl EventSink {
     /// `queue_wait` when the queue is full (counted); a drop is logged and counted, never
     /// silent.
     pub async fn record(&self, event: Event) {
+        self.record_all(vec![event]).await;
+    }
+
+    /// Queue the events of one call as one batch (contiguous in the chain), like `record`.
+    pub async fn record_all(&self, events: Vec<Event>) {
         let Some(inner) = &self.inner else { return };
-        let msg = Msg::Write {
-            events: vec![event],
-            ack: None,
-        };
+        let n = events.len();
+        if n == 0 {
+            return;
+        }
+        let msg = Msg::Write { events, ack: None };
         match inner.tx.try_send(msg) {
             Ok(()) => metrics::event_queued(1),
             Err(mpsc::error::TrySendError::Full(msg)) => {
@@ -96,14 +102,17 @@ impl EventSink {
                 match inner.tx.send_timeout(msg, inner.queue_wait).await {
                     Ok(()) => metrics::event_queued(1),
                     Err(_) => {
-                        metrics::events_dropped(1);
-                        tracing::error!("event queue full for the whole wait; one event dropped");
+                        metrics::events_dropped(n);
+                        tracing::error!(
+                            events = n,
+                            "event queue full for the whole wait; events dropped"
+                        );
                     }
                 }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                metrics::events_dropped(1);
-                tracing::error!("event store stopped; one event dropped");
+                metrics::events_dropped(n);
+                tracing::error!(events = n, "event store stopped; events dropped");
             }
         }
     }
