@@ -61,6 +61,9 @@ pub const EVENT_QUEUE_FULL_TOTAL: &str = "parapet_event_queue_full_total";
 /// `parapet_events_dropped_total`: proxy-path events not stored (queue full for the whole
 /// wait, store stopped, or a failed batch); always also logged.
 pub const EVENTS_DROPPED_TOTAL: &str = "parapet_events_dropped_total";
+/// `parapet_calls_unrecorded_total`: proxied calls whose events were not recorded because
+/// no queue slot became free within `[store] queue_wait_ms` (or the store stopped).
+pub const CALLS_UNRECORDED_TOTAL: &str = "parapet_calls_unrecorded_total";
 
 /// Buckets for event batch sizes.
 pub const BATCH_BUCKETS: &[f64] = &[
@@ -107,6 +110,7 @@ pub struct Metrics {
     pub event_write_seconds: Histogram,
     pub event_queue_full: IntCounter,
     pub events_dropped: IntCounter,
+    pub calls_unrecorded: IntCounter,
 }
 
 /// The process-wide metrics.
@@ -169,6 +173,10 @@ impl Metrics {
             events_dropped: plain_counter(
                 EVENTS_DROPPED_TOTAL,
                 "Proxy-path events not stored (queue full for the whole wait, store stopped, failed batch).",
+            )?,
+            calls_unrecorded: plain_counter(
+                CALLS_UNRECORDED_TOTAL,
+                "Proxied calls not recorded: no event queue slot within the wait, or store stopped.",
             )?,
             requests: counter(
                 REQUESTS_TOTAL,
@@ -396,6 +404,11 @@ pub fn events_dropped(n: usize) {
     METRICS.events_dropped.inc_by(n as u64);
 }
 
+/// A proxied call could not be recorded.
+pub fn call_unrecorded() {
+    METRICS.calls_unrecorded.inc();
+}
+
 /// Counts one in-flight call until dropped: keep it alive with the response body so a
 /// stream counts until its last frame (or until the client goes away).
 #[must_use = "the call counts as in flight only while the guard lives"]
@@ -440,6 +453,7 @@ mod tests {
         events_written(3);
         event_queue_full();
         events_dropped(0);
+        call_unrecorded();
         let text = String::from_utf8(METRICS.render().unwrap()).unwrap();
         for name in [
             REQUESTS_TOTAL,
@@ -462,6 +476,7 @@ mod tests {
             EVENT_WRITE_SECONDS,
             EVENT_QUEUE_FULL_TOTAL,
             EVENTS_DROPPED_TOTAL,
+            CALLS_UNRECORDED_TOTAL,
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
         }

@@ -96,7 +96,7 @@ fn evidence_hash_agrees_with_an_independent_python_implementation() {
                 .decision(if i % 2 == 0 { "allow" } else { "deny" }),
         );
     }
-    store.write(&mut heads, &events).unwrap();
+    store.write(&mut heads, events.clone()).unwrap();
     let page = store
         .query(
             "w1",
@@ -153,7 +153,7 @@ fn fill(dir: &Path, marker: &str) {
                 .output_summary(&format!("{marker}-{i:03}"), 100)
         })
         .collect();
-    store.write(&mut heads, &events).unwrap();
+    store.write(&mut heads, events.clone()).unwrap();
     store.flush().unwrap();
     store.write_anchor(&heads).unwrap();
 }

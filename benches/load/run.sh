@@ -2,13 +2,15 @@
 # Load harness: throughput and latency of direct-to-mock vs through Parapet vs through nginx.
 #
 #   bash benches/load/run.sh [--quick] [--connections N] [--duration S] [--threads N]
-#                            [--latency-ms N] [--targets direct,parapet,nginx] [--no-build]
+#                            [--latency-ms N] [--no-build]
+#                            [--targets direct,parapet,parapet-norec,nginx]
 # Env: PARAPET_BENCH_POLICIES=DIR runs Parapet with that policy directory (default: none).
 #
 # Builds release binaries, installs wrk and nginx with apt-get if they are missing, starts
 # parapet-mock (--no-record), Parapet (passthrough config) and nginx (proxy_pass with a
 # keepalive upstream), then runs wrk against each target for a non-streaming and a
-# streaming (SSE) chat completion. Prints a markdown table and writes it to
+# streaming (SSE) chat completion. `parapet` records every call in its event store (the
+# default); `parapet-norec` is the same with `[store] enabled = false`. Prints a markdown table and writes it to
 # benches/load/results.md. All traffic stays on 127.0.0.1; every wait is bounded; every
 # process started here is stopped on exit. See docs/BENCHMARKS.md.
 set -euo pipefail
@@ -43,7 +45,7 @@ done
 [ "$THREADS" -le "$CONNS" ] || THREADS="$CONNS"
 IFS=',' read -r -a TARGET_LIST <<< "$TARGETS"
 for t in "${TARGET_LIST[@]}"; do
-  case "$t" in direct|parapet|nginx) ;; *) die "unknown target: $t" ;; esac
+  case "$t" in direct|parapet|parapet-norec|nginx) ;; *) die "unknown target: $t" ;; esac
 done
 has_target() { [[ ",$TARGETS," == *",$1,"* ]]; }
 
@@ -95,7 +97,7 @@ fi
 MOCK_BIN="${PARAPET_MOCK_BIN:-$ROOT/target/release/parapet-mock}"
 PARAPET_BIN="${PARAPET_BIN:-$ROOT/target/release/parapet}"
 [ -x "$MOCK_BIN" ] || die "missing $MOCK_BIN"
-! has_target parapet || [ -x "$PARAPET_BIN" ] || die "missing $PARAPET_BIN"
+{ ! has_target parapet && ! has_target parapet-norec; } || [ -x "$PARAPET_BIN" ] || die "missing $PARAPET_BIN"
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -136,9 +138,13 @@ BASE[direct]="$MOCK_URL"
 PARAPET_PID=""
 IDLE_RSS=""
 PEAK_RSS=0
-if has_target parapet; then
-  P_PORT="$(free_port)"; A_PORT="$(free_port)"
-  cat >"$WORK/parapet.toml" <<TOML
+# start_parapet TARGET STORE_ENABLED: sets BASE[TARGET]; the `parapet` target's admin port
+# and pid are kept for the overhead, event-store and RSS figures.
+start_parapet() {
+  local t="$1" store="$2" p_port a_port pid deadline dir="$WORK/$1"
+  p_port="$(free_port)"; a_port="$(free_port)"
+  mkdir -p "$dir"
+  cat >"$dir/parapet.toml" <<TOML
 [server]
 listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
@@ -172,21 +178,35 @@ auth = "passthrough"
 [policies]
 dir = "${PARAPET_BENCH_POLICIES:-$ROOT/tests/fixtures/no-policies}"
 watch = false
+
+# Every call recorded (ai.request + ai.response) unless this is parapet-norec.
+[store]
+enabled = $store
+data_dir = "$dir/data"
 TOML
-  PARAPET_LISTEN="127.0.0.1:$P_PORT" PARAPET_ADMIN_LISTEN="127.0.0.1:$A_PORT" \
+  PARAPET_LISTEN="127.0.0.1:$p_port" PARAPET_ADMIN_LISTEN="127.0.0.1:$a_port" \
     MOCK_PROVIDER_KEY="sk-mock-provider" RUST_LOG="${RUST_LOG:-warn}" \
-    "$PARAPET_BIN" serve --config "$WORK/parapet.toml" >"$WORK/parapet.out" 2>"$WORK/parapet.err" &
-  PARAPET_PID=$!
-  PIDS+=("$PARAPET_PID")
+    "$PARAPET_BIN" serve --config "$dir/parapet.toml" >"$dir/parapet.out" 2>"$dir/parapet.err" &
+  pid=$!
+  PIDS+=("$pid")
   deadline=$(( $(date +%s) + 30 ))
-  until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$A_PORT/readyz" || true)" = 200 ]; do
-    kill -0 "$PARAPET_PID" 2>/dev/null || die "parapet exited during start-up: $(tail -n 20 "$WORK/parapet.err")"
-    [ "$(date +%s)" -lt "$deadline" ] || die "parapet /readyz not 200 within 30s"
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$a_port/readyz" || true)" = 200 ]; do
+    kill -0 "$pid" 2>/dev/null || die "$t exited during start-up: $(tail -n 20 "$dir/parapet.err")"
+    [ "$(date +%s)" -lt "$deadline" ] || die "$t /readyz not 200 within 30s"
     sleep 0.1
   done
-  BASE[parapet]="http://127.0.0.1:$P_PORT"
+  BASE[$t]="http://127.0.0.1:$p_port"
+  if [ "$t" = parapet ]; then
+    PARAPET_PID="$pid"; A_PORT="$a_port"
+  fi
+}
+if has_target parapet; then
+  start_parapet parapet true
   sleep 1
   IDLE_RSS="$(rss_kb "$PARAPET_PID")"
+fi
+if has_target parapet-norec; then
+  start_parapet parapet-norec false
 fi
 
 # --- nginx -------------------------------------------------------------------------------
@@ -324,12 +344,16 @@ REPORT="$WORK/results.md"
   done
   if has_target parapet; then
     echo
-    echo "| workload | parapet/direct req/s | parapet/nginx req/s | parapet p50 - direct p50 (ms) | overhead mean from /metrics (ms) |"
-    echo "| --- | ---: | ---: | ---: | ---: |"
+    echo "| workload | parapet/direct req/s | parapet/nginx req/s | recording on/off req/s | parapet p50 - direct p50 (ms) | overhead mean from /metrics (ms) |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
     for kind in chat stream; do
       d="$(has_target direct && awk -v a="${P50[parapet.$kind]}" -v b="${P50[direct.$kind]}" 'BEGIN { printf "%.2f", a - b }' || echo n/a)"
-      echo "| $kind | $(ratio "${RPS[parapet.$kind]:-}" "${RPS[direct.$kind]:-}") | $(ratio "${RPS[parapet.$kind]:-}" "${RPS[nginx.$kind]:-}") | $d | ${OVH[$kind]:-n/a} |"
+      echo "| $kind | $(ratio "${RPS[parapet.$kind]:-}" "${RPS[direct.$kind]:-}") | $(ratio "${RPS[parapet.$kind]:-}" "${RPS[nginx.$kind]:-}") | $(ratio "${RPS[parapet.$kind]:-}" "${RPS[parapet-norec.$kind]:-}") | $d | ${OVH[$kind]:-n/a} |"
     done
+    echo
+    echo "Event store of parapet after the run: $(curl -s --max-time 5 "http://127.0.0.1:$A_PORT/metrics" |
+      awk '/^parapet_events_written_total/ {w += $NF} /^parapet_events_dropped_total/ {d += $NF} /^parapet_event_queue_full_total/ {f += $NF}
+        END {printf "%d events written, %d dropped, queue full %d times", w, d, f}')."
     echo
     echo "Overhead from /metrics = mean of parapet_overhead_seconds (time to the response head minus upstream time to first byte) over the cell; the p50 difference is measured outside, by wrk, against direct-to-mock."
     echo

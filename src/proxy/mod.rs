@@ -191,7 +191,8 @@ pub async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>) -> Response<P
         call.request_id.to_str().unwrap_or("-"),
         method.as_str(),
         &path,
-    );
+    )
+    .await;
     let resp = match proxy(&runtime, &call, &mut seen, req).await {
         Ok(resp) => resp.map(Either::Left),
         Err(err) => {

@@ -28,7 +28,7 @@ use serde_json::{json, Map, Value};
 
 use crate::guard::{PolicySet, Violation};
 use crate::provider::{self, ApiFormat, SegmentKind, StreamItem, StreamNormalizer, Usage};
-use crate::store::{kind, Event, EventSink};
+use crate::store::{kind, Event, EventSink, Reservation};
 
 /// Response bytes kept for parsing at the end of a call; beyond this the answer is not
 /// parsed (`data.output_truncated`: no output summary, usage or tool calls recorded).
@@ -48,6 +48,7 @@ pub struct StreamReport {
 /// The recording state of one call, filled in by the phases.
 pub struct CallRecord {
     sink: EventSink,
+    slot: Reservation,
     policies: Arc<PolicySet>,
     request_id: String,
     method: String,
@@ -88,19 +89,19 @@ pub struct CallEnded {
 }
 
 impl CallRecord {
-    /// A record for one call, or `None` when the store is disabled.
-    pub fn start(
+    /// A record for one call with its reserved queue slot (waits, bounded, while the queue
+    /// is full), or `None` when the store is disabled or no slot became free.
+    pub async fn start(
         sink: &EventSink,
         policies: &Arc<PolicySet>,
         request_id: &str,
         method: &str,
         path: &str,
     ) -> Option<Box<CallRecord>> {
-        if !sink.is_enabled() {
-            return None;
-        }
+        let slot = sink.reserve().await?;
         Some(Box::new(CallRecord {
             sink: sink.clone(),
+            slot,
             policies: policies.clone(),
             request_id: request_id.to_string(),
             method: method.to_string(),
@@ -138,13 +139,14 @@ impl CallRecord {
         self.captured.push(chunk.clone());
     }
 
-    /// Build the call's events off the response path and queue them as one batch.
+    /// Build the call's events off the response path and queue them as one batch in the
+    /// call's reserved slot.
     pub fn finish(self: Box<Self>, ended: CallEnded) {
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(async move {
-                    let sink = self.sink.clone();
-                    sink.record_all(self.events(&ended)).await;
+                    let events = self.events(&ended);
+                    self.slot.send(events);
                 });
             }
             Err(_) => {

@@ -149,22 +149,22 @@ fn index_keys(ws: &str, record: &Value, seq: u64) -> Vec<Vec<u8>> {
 
 /// The stored JSON record of an event at `seq`, with its hashes.
 pub fn build_record(
-    ev: &Event,
+    ev: Event,
     seq: u64,
     prev_chain: &str,
     ingested_at: &str,
 ) -> (Value, String, String) {
+    let eh = evidence_hash(&ev.evidence);
     let mut m = Map::new();
     m.insert("seq".into(), seq.into());
-    m.insert("workspace".into(), ev.workspace.clone().into());
-    m.insert("type".into(), ev.kind.clone().into());
-    m.insert("request_id".into(), ev.request_id.clone().into());
+    m.insert("workspace".into(), ev.workspace.into());
+    m.insert("type".into(), ev.kind.into());
+    m.insert("request_id".into(), ev.request_id.into());
     m.insert("ingested_at".into(), ingested_at.into());
-    if let Ok(Value::Object(evm)) = serde_json::to_value(&ev.evidence) {
+    if let Ok(Value::Object(evm)) = serde_json::to_value(ev.evidence) {
         m.extend(evm);
     }
-    m.insert("data".into(), Value::Object(ev.data.clone()));
-    let eh = evidence_hash(&ev.evidence);
+    m.insert("data".into(), Value::Object(ev.data));
     m.insert("evidence_hash".into(), eh.clone().into());
     let mut v = Value::Object(m);
     let rh = record_hash(&v);
@@ -341,7 +341,7 @@ impl Store {
     pub fn write(
         &self,
         heads: &mut HashMap<String, Head>,
-        events: &[Event],
+        events: Vec<Event>,
     ) -> Result<Vec<Written>, StoreError> {
         let mut staged: HashMap<String, Head> = HashMap::new();
         let mut seen: HashMap<(String, String), u64> = HashMap::new();
@@ -349,21 +349,24 @@ impl Store {
         let mut out = Vec::with_capacity(events.len());
         let now = Timestamp::now().to_rfc3339();
         for ev in events {
-            let ws = &ev.workspace;
-            let id = &ev.evidence.event_id;
-            if let Some(seq) = seen.get(&(ws.clone(), id.clone())) {
-                out.push(Written::Duplicate {
-                    seq: *seq,
-                    event_id: id.clone(),
-                });
-                continue;
-            }
-            if let Some(seq) = self.db.get(dedup_key(ws, id))?.and_then(|b| seq_of(&b)) {
-                out.push(Written::Duplicate {
-                    seq,
-                    event_id: id.clone(),
-                });
-                continue;
+            let ws = &ev.workspace.clone();
+            let id = &ev.evidence.event_id.clone();
+            let fresh = ev.fresh_id;
+            if !fresh {
+                if let Some(seq) = seen.get(&(ws.clone(), id.clone())) {
+                    out.push(Written::Duplicate {
+                        seq: *seq,
+                        event_id: id.clone(),
+                    });
+                    continue;
+                }
+                if let Some(seq) = self.db.get(dedup_key(ws, id))?.and_then(|b| seq_of(&b)) {
+                    out.push(Written::Duplicate {
+                        seq,
+                        event_id: id.clone(),
+                    });
+                    continue;
+                }
             }
             if !staged.contains_key(ws) {
                 let h = match heads.get(ws) {
@@ -392,7 +395,9 @@ impl Store {
             batch.insert(record_key(ws, seq), bytes);
             head.seq = seq;
             head.chain_hash = chain;
-            seen.insert((ws.clone(), id.clone()), seq);
+            if !fresh {
+                seen.insert((ws.clone(), id.clone()), seq);
+            }
             out.push(Written::New {
                 seq,
                 event_id: id.clone(),

@@ -84,6 +84,9 @@ pub struct Event {
     pub request_id: Option<String>,
     pub evidence: Evidence,
     pub data: Map<String, Value>,
+    /// The id was generated here (UUID v4, `Event::new`): the writer skips the duplicate
+    /// lookup. Cleared by [`Event::event_id`].
+    pub fresh_id: bool,
 }
 
 /// A text cut to at most `max_chars` characters (an ellipsis marks the cut).
@@ -122,6 +125,7 @@ impl Event {
             request_id: Some(request_id.into()),
             evidence,
             data: Map::new(),
+            fresh_id: true,
         }
     }
 
@@ -132,6 +136,7 @@ impl Event {
     }
     pub fn event_id(mut self, id: impl Into<String>) -> Event {
         self.evidence.event_id = id.into();
+        self.fresh_id = false;
         self
     }
     /// Route id: `route_path` evidence field.

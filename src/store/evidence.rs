@@ -127,22 +127,7 @@ pub fn evidence_hash(ev: &Evidence) -> String {
 /// ensure_ascii=False)` for strings, integers and ordinary decimals).
 pub fn canonical_json(v: &Value, out: &mut String) {
     match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort_unstable();
-            out.push('{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String((*k).clone()).to_string());
-                out.push(':');
-                if let Some(x) = m.get(*k) {
-                    canonical_json(x, out);
-                }
-            }
-            out.push('}');
-        }
+        Value::Object(m) => canonical_object(m, &[], out),
         Value::Array(a) => {
             out.push('[');
             for (i, x) in a.iter().enumerate() {
@@ -153,7 +138,35 @@ pub fn canonical_json(v: &Value, out: &mut String) {
             }
             out.push(']');
         }
+        Value::String(s) => push_json_str(out, s),
         other => out.push_str(&other.to_string()),
+    }
+}
+
+/// A canonical JSON object without the keys in `skip`.
+fn canonical_object(m: &serde_json::Map<String, Value>, skip: &[&str], out: &mut String) {
+    let mut keys: Vec<&String> = m.keys().filter(|k| !skip.contains(&k.as_str())).collect();
+    keys.sort_unstable();
+    out.push('{');
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_str(out, k);
+        out.push(':');
+        if let Some(x) = m.get(*k) {
+            canonical_json(x, out);
+        }
+    }
+    out.push('}');
+}
+
+/// A JSON string literal, escaped as serde_json does.
+fn push_json_str(out: &mut String, s: &str) {
+    match serde_json::to_string(s) {
+        Ok(j) => out.push_str(&j),
+        // Serializing a `str` cannot fail; keep the output valid JSON regardless.
+        Err(_) => out.push_str("\"\""),
     }
 }
 
@@ -163,15 +176,9 @@ pub const UNHASHED: [&str; 2] = ["record_hash", "chain_hash"];
 /// `record_hash`: SHA-256 of the canonical JSON of the whole stored record without
 /// `record_hash` and `chain_hash` (so metadata, payload and sequence are covered too).
 pub fn record_hash(record: &Value) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(1024);
     match record {
-        Value::Object(m) => {
-            let mut m = m.clone();
-            for k in UNHASHED {
-                m.remove(k);
-            }
-            canonical_json(&Value::Object(m), &mut out);
-        }
+        Value::Object(m) => canonical_object(m, &UNHASHED, &mut out),
         other => canonical_json(other, &mut out),
     }
     sha256_tagged(out.as_bytes())

@@ -4,10 +4,14 @@
 //! commit), plus the `EventSink` handle the proxy and the ingestion API use.
 //!
 //! Durability: `EventSink::submit` (ingestion API) returns only after the batch holding its
-//! events was applied and flushed. `EventSink::record` (proxy path) queues without waiting
-//! for the flush; when the queue is full it waits up to `queue_wait` (counted in
+//! events was applied and flushed. `EventSink::record` queues without waiting for the flush;
+//! when the queue is full it waits up to `queue_wait` (counted in
 //! `parapet_event_queue_full_total`), then logs and counts a drop
-//! (`parapet_events_dropped_total`). `StoreService::shutdown` drains the queue.
+//! (`parapet_events_dropped_total`). The proxy reserves its call's queue slot when the call
+//! starts (`EventSink::reserve`): a store that cannot keep up slows the intake of new calls
+//! (bounded by `queue_wait`; a call that got no slot is counted in
+//! `parapet_calls_unrecorded_total` and logged) instead of piling up pending events in
+//! memory. `StoreService::shutdown` drains the queue.
 
 pub mod db;
 pub mod event;
@@ -117,6 +121,31 @@ impl EventSink {
         }
     }
 
+    /// Reserve one queue slot for a call's events, waiting up to `queue_wait` when the queue
+    /// is full. `None` when the store is disabled, stopped, or stayed full for the whole
+    /// wait (counted in `parapet_calls_unrecorded_total`, logged).
+    pub async fn reserve(&self) -> Option<Reservation> {
+        let inner = self.inner.as_ref()?;
+        let permit = match inner.tx.clone().try_reserve_owned() {
+            Ok(p) => Some(p),
+            Err(mpsc::error::TrySendError::Full(tx)) => {
+                metrics::event_queue_full();
+                match tokio::time::timeout(inner.queue_wait, tx.reserve_owned()).await {
+                    Ok(Ok(p)) => Some(p),
+                    _ => None,
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => None,
+        };
+        if permit.is_none() {
+            metrics::call_unrecorded();
+            tracing::error!(
+                "event queue full for the whole wait (or store stopped); call not recorded"
+            );
+        }
+        permit.map(|permit| Reservation { permit })
+    }
+
     /// Store events durably: returns after they are flushed to disk (or already stored:
     /// `Written::Duplicate`). Waits for queue space (the client is waiting for the ack).
     pub async fn submit(&self, events: Vec<Event>) -> Result<Vec<Written>, StoreError> {
@@ -155,6 +184,22 @@ impl EventSink {
         }
         metrics::event_queued(1);
         rx.await.unwrap_or(0)
+    }
+}
+
+/// A reserved queue slot (`EventSink::reserve`): sending never waits.
+pub struct Reservation {
+    permit: mpsc::OwnedPermit<Msg>,
+}
+
+impl Reservation {
+    /// Queue `events` as one batch in the reserved slot.
+    pub fn send(self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        self.permit.send(Msg::Write { events, ack: None });
+        metrics::event_queued(1);
     }
 }
 
@@ -331,10 +376,11 @@ fn write_batch(store: &Store, heads: &mut HashMap<String, db::Head>, msgs: Vec<M
             all.extend(events);
         }
     }
+    let count = all.len();
     let result = store
-        .write(heads, &all)
+        .write(heads, all)
         .and_then(|w| store.flush().map(|()| w));
-    metrics::event_batch_written(all.len(), started.elapsed());
+    metrics::event_batch_written(count, started.elapsed());
     match result {
         Ok(written) => {
             let new = written
@@ -349,7 +395,7 @@ fn write_batch(store: &Store, heads: &mut HashMap<String, db::Head>, msgs: Vec<M
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, events = all.len(), "event batch not stored");
+            tracing::error!(error = %e, events = count, "event batch not stored");
             // The heads may be stale if the batch was applied but not flushed: reload.
             heads.clear();
             let mut dropped = 0;

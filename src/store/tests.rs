@@ -33,7 +33,7 @@ fn fill(s: &Store, n: usize) {
             )
         })
         .collect();
-    s.write(&mut heads, &events).unwrap();
+    s.write(&mut heads, events.clone()).unwrap();
 }
 
 #[test]
@@ -43,7 +43,7 @@ fn write_dedups_and_chains() {
     let w = s
         .write(
             &mut heads,
-            &[
+            vec![
                 ev("w1", "a", "s", "answered"),
                 ev("w1", "a", "s", "answered"),
                 ev("w2", "a", "s", "answered"),
@@ -56,7 +56,7 @@ fn write_dedups_and_chains() {
     let w = s
         .write(
             &mut HashMap::new(),
-            &[
+            vec![
                 ev("w1", "a", "s", "answered"),
                 ev("w1", "b", "s", "answered"),
             ],
@@ -273,7 +273,7 @@ fn retention_cuts_with_a_checkpoint() {
     );
     // New writes continue the chain after retention.
     let mut heads = HashMap::new();
-    s.write(&mut heads, &[ev("w1", "new", "s", "answered")])
+    s.write(&mut heads, vec![ev("w1", "new", "s", "answered")])
         .unwrap();
     assert!(s.verify("w1").unwrap().broken.is_none());
     assert_eq!(s.retain("w1", future, 100).unwrap(), 7);
@@ -281,7 +281,7 @@ fn retention_cuts_with_a_checkpoint() {
     assert!(rep.broken.is_none() && rep.records == 0, "{rep:?}");
     s.write(
         &mut heads,
-        &[
+        vec![
             ev("w1", "n2", "s", "answered"),
             ev("w1", "n3", "s", "answered"),
         ],
