@@ -64,6 +64,21 @@ pub const EVENTS_DROPPED_TOTAL: &str = "parapet_events_dropped_total";
 /// `parapet_calls_unrecorded_total`: proxied calls whose events were not recorded because
 /// no queue slot became free within `[store] queue_wait_ms` (or the store stopped).
 pub const CALLS_UNRECORDED_TOTAL: &str = "parapet_calls_unrecorded_total";
+/// `parapet_failovers_total{route,from,to,reason}`: a call moved on from endpoint `from` to
+/// `to`; `reason` is one of [`FAILOVER_REASONS`].
+pub const FAILOVERS_TOTAL: &str = "parapet_failovers_total";
+/// `parapet_endpoint_state{endpoint}`: breaker state, 0 closed, 1 open, 2 half-open.
+pub const ENDPOINT_STATE: &str = "parapet_endpoint_state";
+/// Failover reasons (bounded label values).
+pub const FAILOVER_REASONS: &[&str] = &[
+    "connect_error",
+    "reset",
+    "timeout",
+    "latency",
+    "status",
+    "stream_error",
+    "circuit_open",
+];
 
 /// Buckets for event batch sizes.
 pub const BATCH_BUCKETS: &[f64] = &[
@@ -111,6 +126,8 @@ pub struct Metrics {
     pub event_queue_full: IntCounter,
     pub events_dropped: IntCounter,
     pub calls_unrecorded: IntCounter,
+    pub failovers: IntCounterVec,
+    pub endpoint_state: IntGaugeVec,
 }
 
 /// The process-wide metrics.
@@ -178,6 +195,19 @@ impl Metrics {
                 CALLS_UNRECORDED_TOTAL,
                 "Proxied calls not recorded: no event queue slot within the wait, or store stopped.",
             )?,
+            failovers: counter(
+                FAILOVERS_TOTAL,
+                "Calls moved on to the next endpoint, by route, from, to and reason.",
+                &["route", "from", "to", "reason"],
+            )?,
+            endpoint_state: {
+                let g = IntGaugeVec::new(
+                    Opts::new(ENDPOINT_STATE, "Breaker state: 0 closed, 1 open, 2 half-open."),
+                    &["endpoint"],
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
             requests: counter(
                 REQUESTS_TOTAL,
                 "Proxied calls by route, endpoint and status class.",
@@ -404,6 +434,22 @@ pub fn events_dropped(n: usize) {
     METRICS.events_dropped.inc_by(n as u64);
 }
 
+/// A call moved on from endpoint `from` to `to` for `reason` (one of [`FAILOVER_REASONS`]).
+pub fn failover(route: &str, from: &str, to: &str, reason: &str) {
+    METRICS
+        .failovers
+        .with_label_values(&[route, from, to, reason])
+        .inc();
+}
+
+/// An endpoint's breaker changed state (`breaker::State::gauge`).
+pub fn endpoint_state(endpoint: &str, value: i64) {
+    METRICS
+        .endpoint_state
+        .with_label_values(&[endpoint])
+        .set(value);
+}
+
 /// A proxied call could not be recorded.
 pub fn call_unrecorded() {
     METRICS.calls_unrecorded.inc();
@@ -454,6 +500,8 @@ mod tests {
         event_queue_full();
         events_dropped(0);
         call_unrecorded();
+        failover("r", "a", "b", "status");
+        endpoint_state("a", 1);
         let text = String::from_utf8(METRICS.render().unwrap()).unwrap();
         for name in [
             REQUESTS_TOTAL,
@@ -477,6 +525,8 @@ mod tests {
             EVENT_QUEUE_FULL_TOTAL,
             EVENTS_DROPPED_TOTAL,
             CALLS_UNRECORDED_TOTAL,
+            FAILOVERS_TOTAL,
+            ENDPOINT_STATE,
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
         }

@@ -5,6 +5,7 @@
 //! variables, route and key references) and returns either a ready `Config` or the full list
 //! of errors, each naming its file and field.
 
+pub mod failover;
 pub mod raw;
 pub mod store;
 
@@ -154,6 +155,18 @@ pub struct Endpoint {
     pub connect_timeout: Duration,
     pub first_byte_timeout: Duration,
     pub total_timeout: Duration,
+    /// Requested model → the model name this endpoint serves it under (`models`).
+    pub models: Vec<(String, String)>,
+}
+
+impl Endpoint {
+    /// The model name to send to this endpoint for a requested model, when it differs.
+    pub fn mapped_model(&self, requested: &str) -> Option<&str> {
+        self.models
+            .iter()
+            .find(|(from, _)| from == requested)
+            .map(|(_, to)| to.as_str())
+    }
 }
 
 /// How a route authenticates clients.
@@ -197,6 +210,8 @@ pub struct Route {
     pub models: Vec<ModelPattern>,
     pub endpoints: Vec<Arc<Endpoint>>,
     pub auth: AuthMode,
+    /// Failover policy (`[[failover_policies]]`); `None` = primary only, no retries.
+    pub failover: Option<Arc<failover::FailoverPolicy>>,
 }
 
 impl Route {
@@ -476,7 +491,8 @@ impl Validator {
             ),
         };
         let endpoints = self.endpoints(&raw, lookup);
-        let routes = self.routes(&raw, &endpoints);
+        let mut routes = self.routes(&raw, &endpoints);
+        self.failover(&raw, &endpoints, &mut routes);
         let keys = self.keys(&raw, &routes);
         let route_ids: Vec<&str> = routes.iter().map(|r| r.id.as_str()).collect();
         let mut store_errors = Vec::new();
@@ -582,9 +598,58 @@ impl Validator {
                 connect_timeout,
                 first_byte_timeout,
                 total_timeout,
+                models: self.model_map(&f("models"), &e.models),
             }));
         }
         out
+    }
+
+    fn model_map(
+        &mut self,
+        field: &str,
+        raw: &std::collections::BTreeMap<String, String>,
+    ) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (from, to) in raw {
+            if from.trim().is_empty() || to.trim().is_empty() {
+                self.err(format!("{field}.{from}"), "model names must not be empty");
+            } else {
+                out.push((from.clone(), to.clone()));
+            }
+        }
+        out
+    }
+
+    /// Attach `[[failover_policies]]` to their routes (fallback endpoints after the primary).
+    fn failover(&mut self, raw: &RawConfig, endpoints: &[Arc<Endpoint>], routes: &mut [Route]) {
+        let primaries: Vec<(&str, &str)> = routes
+            .iter()
+            .map(|r| (r.id.as_str(), r.primary().id.as_str()))
+            .collect();
+        let mut errors = Vec::new();
+        let compiled =
+            failover::validate(&raw.failover_policies, endpoints, &primaries, &mut errors);
+        for (field, message) in errors {
+            self.err(field, message);
+        }
+        for c in compiled {
+            let Some(route) = routes.iter_mut().find(|r| r.id == c.route_id) else {
+                continue;
+            };
+            if route.auth == AuthMode::Virtual {
+                for ep in c.fallbacks.iter().filter(|e| e.api_key.is_none()) {
+                    self.err(
+                        format!("failover_policies.{}", c.policy.id),
+                        format!(
+                            "route `{}` uses auth = \"virtual\": fallback endpoint `{}` needs a provider key (api_key_env, set)",
+                            route.id, ep.id
+                        ),
+                    );
+                }
+            }
+            route.endpoints.extend(c.fallbacks);
+            route.failover = Some(c.policy);
+        }
     }
 
     fn base_url(&mut self, field: &str, s: &str) -> Option<(Scheme, Authority, String)> {
@@ -674,6 +739,7 @@ impl Validator {
                 models,
                 endpoints: vec![ep.clone()],
                 auth,
+                failover: None,
             });
         }
         out

@@ -23,6 +23,8 @@ pub struct RawConfig {
     pub policies: RawPolicies,
     #[serde(default)]
     pub store: super::store::RawStore,
+    #[serde(default)]
+    pub failover_policies: Vec<super::failover::RawFailoverPolicy>,
 }
 
 /// `[policies]`: where guardrail policy files live and how they are reloaded.
@@ -126,6 +128,10 @@ pub struct RawEndpoint {
     pub first_byte_timeout_ms: u64,
     #[serde(default = "default_total_timeout_ms")]
     pub total_timeout_ms: u64,
+    /// Model names rewritten when a request is sent to this endpoint (e.g. a fallback that
+    /// serves the same model under another name): requested name → this endpoint's name.
+    #[serde(default)]
+    pub models: BTreeMap<String, String>,
 }
 
 fn default_connect_timeout_ms() -> u64 {

@@ -1,5 +1,6 @@
 //! Upstream side: one pooled hyper-util client per endpoint (rustls, HTTP/1.1 and h2 via ALPN),
-//! upstream URL building, and classification of client errors into `ProxyError`s.
+//! upstream URL building, classification of client errors into `ProxyError`s, and one
+//! circuit breaker per endpoint (`breaker`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,15 +13,20 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+pub mod breaker;
+
+pub use breaker::Breaker;
+
 use crate::config::{Config, Endpoint, RootStore};
 use crate::error::ProxyError;
 
 /// The pooled HTTP client used for one endpoint.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// Clients for every endpoint of a configuration, keyed by endpoint id.
+/// Clients and breakers for every endpoint of a configuration, keyed by endpoint id.
 pub struct Upstreams {
     clients: HashMap<String, HttpClient>,
+    breakers: HashMap<String, Arc<Breaker>>,
 }
 
 impl Upstreams {
@@ -28,10 +34,25 @@ impl Upstreams {
     pub fn new(config: &Config) -> Result<Upstreams, String> {
         let tls = client_tls_config(config.server.upstream_roots)?;
         let mut clients = HashMap::new();
+        let mut breakers = HashMap::new();
         for ep in &config.endpoints {
             clients.insert(ep.id.clone(), build_client(ep, tls.clone()));
+            breakers.insert(ep.id.clone(), Breaker::new(&ep.id));
         }
-        Ok(Upstreams { clients })
+        Ok(Upstreams { clients, breakers })
+    }
+
+    /// The breaker of an endpoint id.
+    pub fn breaker(&self, endpoint_id: &str) -> Option<&Arc<Breaker>> {
+        self.breakers.get(endpoint_id)
+    }
+
+    /// Every endpoint's breaker, sorted by endpoint id.
+    pub fn breakers(&self) -> Vec<(&str, &Arc<Breaker>)> {
+        let mut v: Vec<(&str, &Arc<Breaker>)> =
+            self.breakers.iter().map(|(k, b)| (k.as_str(), b)).collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
     }
 
     /// The client for an endpoint id.
@@ -179,6 +200,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             first_byte_timeout: Duration::from_secs(1),
             total_timeout: Duration::from_secs(1),
+            models: Vec::new(),
         }
     }
 
