@@ -200,6 +200,11 @@ pub struct Page {
 /// Candidates scanned per page before returning a partial page with a cursor.
 pub const SCAN_BUDGET: usize = 50_000;
 
+/// A query with an equality filter and a time window is driven by the time index when the
+/// window holds at most this many entries (counted, so the choice costs at most this many
+/// key reads).
+pub const TIME_PROBE: usize = 2_048;
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -450,31 +455,62 @@ impl Store {
                 next_cursor: None,
             });
         }
+        let cursor = match &q.cursor {
+            Some(c) => Some(unhex(c).ok_or_else(|| StoreError::Other("bad cursor".into()))?),
+            None => None,
+        };
         // Driver: the first indexed equality filter, else the time index, else records.
+        // With both an equality filter and a time window, a window holding at most
+        // `TIME_PROBE` entries drives instead (the equality filter alone can mean scanning a
+        // large part of the workspace, loading every record to read its `recorded_at`).
         let driver = INDEXED.iter().find_map(|(name, byte)| {
             q.eq.iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| index_prefix(ws, *byte, v))
         });
-        let (prefix, by_record, lo, hi) = match driver {
-            Some(p) => (p, false, Vec::new(), vec![0xff; 9]),
-            None if q.recorded_from.is_some() || q.recorded_to.is_some() => {
-                let lo = q
-                    .recorded_from
-                    .map(|f| time_bytes(f).to_vec())
-                    .unwrap_or_default();
-                let mut hi = q
-                    .recorded_to
-                    .map(|t| time_bytes(t).to_vec())
-                    .unwrap_or(vec![0xff; 8]);
-                hi.extend_from_slice(&[0xff; 9]);
-                (ws_key(b't', ws), false, lo, hi)
-            }
-            None => (ws_key(b'e', ws), true, Vec::new(), vec![0xff; 9]),
+        let windowed = q.recorded_from.is_some() || q.recorded_to.is_some();
+        let time_lo = q
+            .recorded_from
+            .map(|f| time_bytes(f).to_vec())
+            .unwrap_or_default();
+        let mut time_hi = q
+            .recorded_to
+            .map(|t| time_bytes(t).to_vec())
+            .unwrap_or(vec![0xff; 8]);
+        time_hi.extend_from_slice(&[0xff; 9]);
+        let time_prefix = ws_key(b't', ws);
+        let by_time = windowed
+            && match (&driver, &cursor) {
+                (None, _) => true,
+                // A page after the first continues with the driver of the first: a time
+                // cursor is time + seq (16 bytes), an index cursor is a seq (8 bytes).
+                (Some(_), Some(c)) => c.len() == 16,
+                (Some(_), None) => {
+                    let with = |s: &[u8]| [&time_prefix[..], s].concat();
+                    self.db
+                        .range(with(&time_lo)..=with(&time_hi))
+                        .take(TIME_PROBE + 1)
+                        .count()
+                        <= TIME_PROBE
+                }
+            };
+        // Equality filters checked on the index (no record load) when the time index drives.
+        let index_checks: Vec<Vec<u8>> = if by_time {
+            INDEXED
+                .iter()
+                .flat_map(|(name, byte)| {
+                    q.eq.iter()
+                        .filter(move |(k, _)| k == name)
+                        .map(move |(_, v)| index_prefix(ws, *byte, v))
+                })
+                .collect()
+        } else {
+            Vec::new()
         };
-        let cursor = match &q.cursor {
-            Some(c) => Some(unhex(c).ok_or_else(|| StoreError::Other("bad cursor".into()))?),
-            None => None,
+        let (prefix, by_record, lo, hi) = match driver {
+            _ if by_time => (time_prefix, false, time_lo, time_hi),
+            Some(p) => (p, false, Vec::new(), vec![0xff; 9]),
+            None => (ws_key(b'e', ws), true, Vec::new(), vec![0xff; 9]),
         };
         let with = |suffix: &[u8]| {
             let mut k = prefix.clone();
@@ -510,7 +546,18 @@ impl Store {
             scanned += 1;
             last = Some(k[prefix.len()..].to_vec());
             let Some(seq) = seq_of(&k) else { continue };
-            let record = if by_record {
+            let mut indexed = true;
+            for p in &index_checks {
+                let mut ik = p.clone();
+                ik.extend_from_slice(&seq.to_be_bytes());
+                if !self.db.contains_key(ik)? {
+                    indexed = false;
+                    break;
+                }
+            }
+            let record = if !indexed {
+                None
+            } else if by_record {
                 serde_json::from_slice(&v).ok()
             } else {
                 self.record(ws, seq)?
@@ -785,5 +832,75 @@ impl Store {
     /// The sled handle (tests and tools).
     pub fn db(&self) -> &sled::Db {
         &self.db
+    }
+}
+
+#[cfg(test)]
+mod window_driver_tests {
+    //! The driver choice for an equality filter plus a time window (`TIME_PROBE`).
+
+    use super::*;
+
+    fn event(i: usize) -> Event {
+        let mut e = Event::new(crate::store::event::kind::AI_RESPONSE, "w", "r")
+            .event_id(format!("e{i}"))
+            .route(if i % 2 == 0 { "a" } else { "b" });
+        e.evidence.recorded_at = Timestamp {
+            secs: 1_790_812_800 + i as i64,
+            nanos: 0,
+        }
+        .to_rfc3339();
+        e
+    }
+
+    fn all_pages(s: &Store, from: usize, to: usize) -> (Vec<String>, usize) {
+        let mut q = Query {
+            eq: vec![("route_path".into(), "a".into())],
+            recorded_from: Some((1_790_812_800 + from as i64) * 1_000_000),
+            recorded_to: Some((1_790_812_800 + to as i64) * 1_000_000),
+            limit: 20,
+            ..Query::default()
+        };
+        let mut ids = Vec::new();
+        let mut cursor_len = 0;
+        loop {
+            let p = s.query("w", &q).unwrap();
+            for r in &p.events {
+                assert_eq!(r["route_path"], "a");
+                ids.push(r["event_id"].as_str().unwrap().to_string());
+            }
+            match p.next_cursor {
+                Some(c) => {
+                    cursor_len = c.len();
+                    q.cursor = Some(c);
+                }
+                None => return (ids, cursor_len),
+            }
+        }
+    }
+
+    #[test]
+    fn small_window_drives_by_time_and_pages_completely() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), 8 << 20).unwrap();
+        let n = TIME_PROBE + 200;
+        let events: Vec<Event> = (0..n).map(event).collect();
+        s.write(&mut HashMap::new(), &events).unwrap();
+        // 100 seconds = 101 events, 51 on route a: time-driven (16-byte cursor = 32 hex).
+        let (ids, cursor_len) = all_pages(&s, 100, 200);
+        let want: Vec<String> = (100..=200)
+            .rev()
+            .filter(|i| i % 2 == 0)
+            .map(|i| format!("e{i}"))
+            .collect();
+        assert_eq!(
+            ids, want,
+            "newest recorded_at first, every page, no duplicate"
+        );
+        assert_eq!(cursor_len, 32);
+        // The whole range (> TIME_PROBE entries): driven by the route index (8-byte cursor).
+        let (ids, cursor_len) = all_pages(&s, 0, n);
+        assert_eq!(ids.len(), n / 2);
+        assert_eq!(cursor_len, 16);
     }
 }
