@@ -381,7 +381,7 @@ fn fill(dir: &Path, n: usize) -> f64 {
     while i < n {
         let end = (i + parapet::store::MAX_BATCH_EVENTS).min(n);
         let events: Vec<Event> = (i..end).map(|j| fill_event(j, &mut rng)).collect();
-        store.write(&mut heads, &events).expect("fill write");
+        store.write(&mut heads, events).expect("fill write");
         batches += 1;
         if batches % 16 == 0 {
             store.flush().expect("flush");

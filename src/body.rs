@@ -188,6 +188,57 @@ where
     }
 }
 
+/// An upstream body with bytes already read from it (the first SSE event, read to check it
+/// is not an error before committing to the endpoint) replayed first.
+pub struct Prefixed<B> {
+    prefix: Option<Bytes>,
+    inner: B,
+}
+
+impl<B> Prefixed<B> {
+    pub fn new(prefix: Option<Bytes>, inner: B) -> Self {
+        Prefixed {
+            prefix: prefix.filter(|p| !p.is_empty()),
+            inner,
+        }
+    }
+}
+
+impl<B> Body for Prefixed<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        if let Some(p) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(p))));
+        }
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let inner = self.inner.size_hint();
+        let extra = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        match inner.exact() {
+            Some(n) => SizeHint::with_exact(n + extra),
+            None => {
+                let mut h = SizeHint::new();
+                h.set_lower(inner.lower() + extra);
+                h
+            }
+        }
+    }
+}
+
 /// Called once when a guarded stream ends (normally, by deny, or when dropped), with the
 /// guard's final state — used to log violations.
 pub type OnStreamEnd = Box<dyn FnOnce(&StreamGuard) + Send>;

@@ -1,6 +1,7 @@
 //! The admin listener's service: `/healthz` (process alive), `/readyz` (accepting traffic),
 //! `/metrics` (Prometheus text), `GET /admin/status` (build, uptime, active policy
-//! snapshot, last reload) and `POST /admin/reload` (synchronous policy reload).
+//! snapshot, last reload), `GET /admin/endpoints` (each endpoint's breaker state, error rate
+//! and time-to-first-byte percentiles) and `POST /admin/reload` (synchronous policy reload).
 //!
 //! The admin listener has no authentication: bind it to a private address.
 
@@ -30,11 +31,12 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
         }
         (&Method::GET, "/metrics") => prometheus_text(),
         (&Method::GET, "/admin/status") => json_value(StatusCode::OK, &status(&state)),
+        (&Method::GET, "/admin/endpoints") => json_value(StatusCode::OK, &endpoints(&state)),
         (&Method::POST, "/admin/reload") => {
             let (code, body) = reload_answer(reload::reload(&state, Trigger::Admin).await);
             json_value(code, &body)
         }
-        (_, "/healthz" | "/readyz" | "/metrics" | "/admin/status") => json(
+        (_, "/healthz" | "/readyz" | "/metrics" | "/admin/status" | "/admin/endpoints") => json(
             StatusCode::METHOD_NOT_ALLOWED,
             r#"{"error":{"code":"method_not_allowed","message":"use GET"}}"#,
         ),
@@ -47,6 +49,36 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Proxy
             r#"{"error":{"code":"not_found","message":"no such admin endpoint"}}"#,
         ),
     }
+}
+
+/// The `/admin/endpoints` document: per endpoint, the breaker state and the counts over
+/// the longest `window_seconds` of the failover policies naming it (60 s when none does).
+pub fn endpoints(state: &State) -> Value {
+    let rt = state.snapshot();
+    let window_of = |id: &str| {
+        rt.config
+            .routes
+            .iter()
+            .filter_map(|r| r.failover.as_ref().map(|f| (r, f)))
+            .filter(|(r, _)| r.endpoints.iter().any(|e| e.id == id))
+            .map(|(_, f)| f.breaker.window)
+            .max()
+            .unwrap_or(std::time::Duration::from_secs(60))
+    };
+    let list: Vec<Value> = rt
+        .upstreams
+        .breakers()
+        .into_iter()
+        .map(|(id, b)| {
+            let window = window_of(id);
+            let mut v = serde_json::to_value(b.health(window)).unwrap_or(Value::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("window_seconds".into(), window.as_secs().into());
+            }
+            v
+        })
+        .collect();
+    json!({ "endpoints": list })
 }
 
 /// The `/admin/status` document.

@@ -33,6 +33,7 @@
 //! optional `x-parapet-overhead-ms` header. Label values are configuration ids only
 //! (`metrics::NO_ROUTE` before a route is known).
 
+pub mod failover;
 pub mod headers;
 pub mod record;
 
@@ -56,8 +57,9 @@ use crate::provider::ApiFormat;
 use crate::redact::stream::StreamGuard;
 use crate::redact::Redactor;
 use crate::runtime::Runtime;
-use crate::upstream::{classify_error, upstream_uri};
-use headers::{inject_provider_key, request_id, upstream_request_headers, REQUEST_ID};
+
+use failover::Upstream;
+use headers::{request_id, upstream_request_headers, REQUEST_ID};
 use record::{CallEnded, CallRecord, StreamReport};
 
 /// Response header carrying Parapet's own time until the response head, in milliseconds
@@ -73,7 +75,7 @@ struct Call {
 
 /// Body of a proxied answer, boxed once in `handle`: relayed as is, a guarded stream, or a
 /// guarded buffered JSON body.
-type Answer = Either<RelayBody<Incoming>, Either<GuardedBody<RelayBody<Incoming>>, Full<Bytes>>>;
+type Answer = Either<RelayBody<Upstream>, Either<GuardedBody<RelayBody<Upstream>>, Full<Bytes>>>;
 
 /// The call's metrics state (no allocation: an index and `Arc`s). Filled in by the phases,
 /// then moved into the response body, which ends it when the body ends; holds the in-flight
@@ -310,30 +312,21 @@ async fn proxy(
         }
     }
 
-    let endpoint = route.primary();
     let path_and_query = parts
         .uri
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let uri = upstream_uri(endpoint, path_and_query)?;
-    for (name, value) in endpoint.headers.iter() {
-        headers.insert(name.clone(), value.clone());
-    }
-    headers.insert(REQUEST_ID, call.request_id.clone());
-
-    let mut up = Request::builder()
-        .method(parts.method)
-        .uri(uri)
-        .body(Full::new(body))
-        .map_err(|e| ProxyError::BuildRequest(e.to_string()))?;
-    *up.headers_mut() = headers;
-
-    if let Some(rec) = seen.record.as_deref_mut() {
-        rec.attempts.push(endpoint.id.clone());
-    }
-    let (head, relay, ttfb) = forward(runtime, endpoint, up).await?;
-    seen.upstream = ttfb;
+    let outgoing = failover::Outgoing {
+        method: parts.method,
+        path_and_query,
+        headers,
+        body,
+        model,
+        stream: peeked.stream.unwrap_or(false),
+    };
+    let accepted = failover::send(runtime, route, &call.request_id, seen, outgoing).await?;
+    let (head, relay, endpoint) = (accepted.head, accepted.relay, accepted.endpoint);
     tracing::debug!(
         request_id = ?call.request_id,
         route = %route.id,
@@ -411,7 +404,7 @@ async fn guard_response(
     app: crate::guard::Applicable,
     redactor: Redactor,
     mut head: http::response::Parts,
-    relay: RelayBody<Incoming>,
+    relay: RelayBody<Upstream>,
     call: &Call,
     seen: &mut CallEnd,
 ) -> Result<Response<Answer>, ProxyError> {
@@ -575,46 +568,9 @@ fn authenticate<'a>(
                     });
                 }
             }
-            inject_provider_key(headers, route.primary());
             Ok(Some(key.workspace.as_str()))
         }
     }
-}
-
-/// Send the request to the endpoint; returns the response head, the relayed body and the
-/// upstream time to first byte (request sent → response head, also recorded as
-/// `parapet_upstream_ttfb_seconds`).
-async fn forward(
-    runtime: &Runtime,
-    endpoint: &Endpoint,
-    up: Request<Full<Bytes>>,
-) -> Result<(http::response::Parts, RelayBody<Incoming>, Duration), ProxyError> {
-    let client = runtime
-        .upstreams
-        .client(&endpoint.id)
-        .ok_or_else(|| ProxyError::BuildRequest(format!("no client for `{}`", endpoint.id)))?;
-    let started = Instant::now();
-    let deadline = started + endpoint.total_timeout;
-    let first_byte = endpoint.first_byte_timeout.min(endpoint.total_timeout);
-    let resp = match tokio::time::timeout(first_byte, client.request(up)).await {
-        Ok(Ok(resp)) => resp,
-        Ok(Err(e)) => return Err(classify_error(endpoint, e)),
-        Err(_) => {
-            return Err(ProxyError::UpstreamTimeout {
-                endpoint: endpoint.id.clone(),
-                timeout_ms: duration_ms(first_byte),
-            })
-        }
-    };
-    let ttfb = started.elapsed();
-    metrics::upstream_ttfb(&endpoint.id, ttfb);
-    let (mut parts, body) = resp.into_parts();
-    headers::strip_hop_by_hop(&mut parts.headers);
-    Ok((
-        parts,
-        RelayBody::new(body, deadline, endpoint.total_timeout),
-        ttfb,
-    ))
 }
 
 fn duration_ms(d: Duration) -> u64 {

@@ -74,6 +74,21 @@ pub struct CallRecord {
     pub ttft: Option<Duration>,
     /// Endpoints the request was sent to, in order (the failover path).
     pub attempts: Vec<String>,
+    /// Each move to another endpoint.
+    pub failovers: Vec<Failover>,
+}
+
+/// One failover of a call (a `failover.attempt` event).
+#[derive(Debug, Clone)]
+pub struct Failover {
+    pub from: String,
+    pub to: String,
+    /// One of `metrics::FAILOVER_REASONS`.
+    pub reason: &'static str,
+    /// Number of the attempt sent to `to` (1 = first).
+    pub attempt: usize,
+    /// Milliseconds since the call started.
+    pub at_ms: f64,
 }
 
 /// How the call ended (from the metrics state).
@@ -122,6 +137,7 @@ impl CallRecord {
             truncated: false,
             ttft: None,
             attempts: Vec::new(),
+            failovers: Vec::new(),
         }))
     }
 
@@ -211,6 +227,18 @@ impl CallRecord {
         events.push(req);
         for v in &self.request_violations {
             events.push(violation_event(base(kind::POLICY_VIOLATION), v));
+        }
+
+        for f in &self.failovers {
+            events.push(
+                base(kind::FAILOVER_ATTEMPT)
+                    .endpoint(&f.to)
+                    .set("from", f.from.as_str())
+                    .set("to", f.to.as_str())
+                    .set("reason", f.reason)
+                    .set("attempt", f.attempt)
+                    .set("at_ms", f.at_ms),
+            );
         }
 
         // ai.response / ai.error

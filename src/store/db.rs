@@ -885,7 +885,7 @@ mod window_driver_tests {
         let s = Store::open(dir.path(), 8 << 20).unwrap();
         let n = TIME_PROBE + 200;
         let events: Vec<Event> = (0..n).map(event).collect();
-        s.write(&mut HashMap::new(), &events).unwrap();
+        s.write(&mut HashMap::new(), events.clone()).unwrap();
         // 100 seconds = 101 events, 51 on route a: time-driven (16-byte cursor = 32 hex).
         let (ids, cursor_len) = all_pages(&s, 100, 200);
         let want: Vec<String> = (100..=200)

@@ -305,6 +305,13 @@ mod tests {
         // 4th outcome, 4/4 failures ≥ 0.5 → open.
         b.record(false, None, false, Some(&s));
         assert_eq!(b.state(), State::Open);
+        let gauge = || {
+            crate::metrics::METRICS
+                .endpoint_state
+                .with_label_values(&["t-open"])
+                .get()
+        };
+        assert_eq!(gauge(), 1);
         assert_eq!(b.admit(), Admit::No);
         tokio::time::advance(Duration::from_millis(499)).await;
         assert_eq!(b.admit(), Admit::No);
@@ -313,8 +320,10 @@ mod tests {
         // Exactly one probe.
         assert_eq!(b.admit(), Admit::Probe);
         assert_eq!(b.admit(), Admit::No);
+        assert_eq!(gauge(), 2);
         b.record(true, Some(Duration::from_millis(3)), true, Some(&s));
         assert_eq!(b.state(), State::Closed);
+        assert_eq!(gauge(), 0);
         assert_eq!(b.admit(), Admit::Yes);
         assert_eq!(b.health(s.window).requests, 0, "counts cleared on close");
     }
