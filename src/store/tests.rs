@@ -333,4 +333,10 @@ async fn writer_group_commits_and_drains_on_shutdown() {
         rep.records, 500,
         "every proxy-path event was drained at shutdown"
     );
+    // The writer keeps the anchor up to date: a lost tail is reported.
+    let anchor = s.read_anchor().expect("anchor written by the writer");
+    assert_eq!(anchor["w1"].seq, 500);
+    s.db().remove(Store::raw_record_key("w1", 500)).unwrap();
+    let b = s.verify("w1").unwrap().broken.expect("tail loss detected");
+    assert!(b.reason.contains("missing"), "{}", b.reason);
 }
