@@ -58,20 +58,21 @@ MOCK_BIN="${PARAPET_MOCK_BIN:-$ROOT/target/release/parapet-mock}"
 PARAPET_BIN="${PARAPET_BIN:-$ROOT/target/release/parapet}"
 [ -x "$MOCK_BIN" ] && [ -x "$PARAPET_BIN" ] || die "missing binaries (build first)"
 
-start_mock() { # name -> prints URL
+MOCK_URL=""
+start_mock() { # name -> sets MOCK_URL (not in a subshell: the pid must reach PIDS)
   "$MOCK_BIN" --listen 127.0.0.1:0 --no-record --latency-ms "$LATENCY_MS" >"$WORK/$1.out" 2>"$WORK/$1.err" &
   PIDS+=("$!")
-  local url="" i
+  local i
+  MOCK_URL=""
   for i in $(seq 1 150); do
-    url="$(sed -n 's/^listening on //p' "$WORK/$1.out" | head -n1)"
-    [ -n "$url" ] && break
+    MOCK_URL="$(sed -n 's/^listening on //p' "$WORK/$1.out" | head -n1)"
+    [ -n "$MOCK_URL" ] && break
     sleep 0.1
   done
-  [ -n "$url" ] || die "mock $1 did not start"
-  echo "$url"
+  [ -n "$MOCK_URL" ] || die "mock $1 did not start"
 }
-PRIMARY="$(start_mock primary)"
-FALLBACK="$(start_mock fallback)"
+start_mock primary; PRIMARY="$MOCK_URL"
+start_mock fallback; FALLBACK="$MOCK_URL"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 P_PORT="$(free_port)"; A_PORT="$(free_port)"
