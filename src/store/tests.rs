@@ -334,3 +334,113 @@ async fn writer_group_commits_and_drains_on_shutdown() {
         "every proxy-path event was drained at shutdown"
     );
 }
+
+/// Process CPU (user + system, all threads incl. sled's flusher) and this thread's CPU, µs.
+fn cpu_micros() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // Fields after the comm: state is [0], utime is field 14 → [11], stime [12]; 100 Hz.
+    let process = (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) * 10_000;
+    let sched = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let thread = sched
+        .split_whitespace()
+        .next()
+        .and_then(|x| x.parse::<u64>().ok())
+        .unwrap_or(0)
+        / 1000;
+    (process, thread)
+}
+
+/// The two events a proxied call records (`src/proxy/record.rs`), ~1 KB each.
+fn proxy_call(i: usize) -> Vec<Event> {
+    let rid = format!("req-{i:08x}-{}", "5f3a".repeat(6));
+    let base = |k: &str| {
+        Event::new(k, "default", rid.as_str())
+            .route("openai")
+            .endpoint("openai-primary")
+            .provider("openai")
+            .model("gpt-4o-mini")
+    };
+    let text = "Summarize the attached quarterly report for the board, keeping the figures \
+                and the risks; answer in five bullet points with one sentence each. ";
+    let req = base(kind::AI_REQUEST)
+        .decision("allow")
+        .violations(&[])
+        .final_status("allowed")
+        .set("method", "POST")
+        .set("path", "/v1/chat/completions")
+        .set("stream", i % 2 == 0)
+        .set("api", "openai_chat")
+        .input_summary(&text.repeat(4), 200);
+    let resp = base(kind::AI_RESPONSE)
+        .latency_ms(812.345)
+        .violations(&[])
+        .status(200)
+        .ttft_ms(120.5)
+        .set("upstream_ttfb_ms", 95.25)
+        .set(
+            "usage",
+            serde_json::json!({"prompt_tokens": 812, "completion_tokens": 164, "total_tokens": 976}),
+        )
+        .set("finish_reason", "stop")
+        .output_summary(&text.repeat(4), 200);
+    vec![req, resp]
+}
+
+/// Writer cost per event: `Store::write` + `flush` per batch (what `write_batch` does), for
+/// proxy-like events at several batch sizes. Run with
+/// `cargo test --release --lib store::tests::writer_cpu_per_event -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn writer_cpu_per_event() {
+    let sample = serde_json::to_vec(
+        &super::db::build_record(
+            proxy_call(0).remove(1),
+            1,
+            super::evidence::GENESIS,
+            "2026-01-01T00:00:00Z",
+        )
+        .0,
+    )
+    .unwrap();
+    eprintln!("record size: {} bytes", sample.len());
+    eprintln!("batch\tevents\tproc_cpu_us/ev\twriter_cpu_us/ev\twall_us/ev\tkeys/ev");
+    for (batch, total) in [(2usize, 4_000usize), (32, 16_384), (512, 32_768)] {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), 64 << 20).unwrap();
+        let mut heads = HashMap::new();
+        // Warm-up: a tree that is not empty.
+        let warm: Vec<Event> = (0..2048).flat_map(proxy_call).collect();
+        for c in warm.chunks(512) {
+            s.write(&mut heads, c.to_vec()).unwrap();
+        }
+        s.flush().unwrap();
+        let events: Vec<Event> = (0..total / 2)
+            .flat_map(|i| proxy_call(10_000 + i))
+            .collect();
+        let mut chunks: Vec<Vec<Event>> = events.chunks(batch).map(|c| c.to_vec()).collect();
+        let keys0 = s.db().len();
+        let (p0, t0) = cpu_micros();
+        let w0 = std::time::Instant::now();
+        let n_batches = chunks.len();
+        for c in chunks.drain(..) {
+            s.write(&mut heads, c).unwrap();
+            s.flush().unwrap();
+        }
+        let wall = w0.elapsed().as_micros() as f64;
+        let (p1, t1) = cpu_micros();
+        let keys = (s.db().len() - keys0) as f64 + n_batches as f64; // + head rewrite
+        let n = total as f64;
+        eprintln!(
+            "{batch}\t{total}\t{:.1}\t{:.1}\t{:.1}\t{:.2}",
+            (p1 - p0) as f64 / n,
+            (t1 - t0) as f64 / n,
+            wall / n,
+            keys / n
+        );
+    }
+}
