@@ -172,11 +172,16 @@ fn query_filters_and_cursor() {
 }
 
 fn edit(s: &Store, seq: u64, f: impl FnOnce(&mut serde_json::Value)) {
-    let k = Store::raw_record_key("w1", seq);
     let mut v: serde_json::Value =
-        serde_json::from_slice(&s.db().get(&k).unwrap().unwrap()).unwrap();
+        serde_json::from_slice(&s.raw_record("w1", seq).unwrap().unwrap()).unwrap();
     f(&mut v);
-    s.db().insert(k, serde_json::to_vec(&v).unwrap()).unwrap();
+    assert!(s
+        .raw_set_record("w1", seq, Some(&serde_json::to_vec(&v).unwrap()))
+        .unwrap());
+}
+
+fn delete(s: &Store, seq: u64) {
+    assert!(s.raw_set_record("w1", seq, None).unwrap());
 }
 
 #[test]
@@ -218,29 +223,25 @@ fn verify_detects_edit_delete_reorder_and_tail_loss() {
     // Deletion in the middle.
     let (_d, s) = open();
     fill(&s, 5);
-    s.db().remove(Store::raw_record_key("w1", 3)).unwrap();
+    delete(&s, 3);
     let b = s.verify("w1").unwrap().broken.unwrap();
     assert_eq!(b.seq, 3);
     assert!(b.reason.contains("missing"));
     // Reorder: swap two records.
     let (_d, s) = open();
     fill(&s, 5);
-    let (k2, k4) = (
-        Store::raw_record_key("w1", 2),
-        Store::raw_record_key("w1", 4),
-    );
     let (v2, v4) = (
-        s.db().get(&k2).unwrap().unwrap(),
-        s.db().get(&k4).unwrap().unwrap(),
+        s.raw_record("w1", 2).unwrap().unwrap(),
+        s.raw_record("w1", 4).unwrap().unwrap(),
     );
-    s.db().insert(&k2, v4).unwrap();
-    s.db().insert(&k4, v2).unwrap();
+    s.raw_set_record("w1", 2, Some(&v4)).unwrap();
+    s.raw_set_record("w1", 4, Some(&v2)).unwrap();
     let b = s.verify("w1").unwrap().broken.unwrap();
     assert_eq!(b.seq, 2);
     // Tail deletion.
     let (_d, s) = open();
     fill(&s, 5);
-    s.db().remove(Store::raw_record_key("w1", 5)).unwrap();
+    delete(&s, 5);
     let b = s.verify("w1").unwrap().broken.unwrap();
     assert!(b.reason.contains("missing"), "{}", b.reason);
 }
@@ -289,7 +290,7 @@ fn retention_cuts_with_a_checkpoint() {
     .unwrap();
     assert!(s.verify("w1").unwrap().broken.is_none());
     // Deleting the first record after the checkpoint is still detected.
-    s.db().remove(Store::raw_record_key("w1", 12)).unwrap();
+    delete(&s, 12);
     assert!(s.verify("w1").unwrap().broken.is_some());
 }
 
