@@ -354,6 +354,7 @@ pub struct Store {
     db: sled::Db,
     anchor: std::path::PathBuf,
     segment_records: usize,
+    segment_bytes: usize,
 }
 
 /// File name of the chain anchor inside the store directory.
@@ -460,13 +461,16 @@ impl Store {
             db,
             anchor: dir.join(ANCHOR_FILE),
             segment_records: SEGMENT_RECORDS,
+            segment_bytes: SEGMENT_BYTES,
         })
     }
 
-    /// The same store packing at most `n` records per segment (measurements, tests).
+    /// The same store packing at most `records` records per segment, closing a segment once
+    /// it holds `bytes` (measurements, tests).
     #[doc(hidden)]
-    pub fn with_segment_records(mut self, n: usize) -> Store {
-        self.segment_records = n.max(1);
+    pub fn with_segment_limits(mut self, records: usize, bytes: usize) -> Store {
+        self.segment_records = records.max(1);
+        self.segment_bytes = bytes;
         self
     }
 
@@ -643,7 +647,7 @@ impl Store {
                 count: 0,
                 buf: Vec::new(),
             });
-            if seg.count >= self.segment_records || seg.buf.len() >= SEGMENT_BYTES {
+            if seg.count >= self.segment_records || seg.buf.len() >= self.segment_bytes {
                 let full = std::mem::take(&mut seg.buf);
                 batch.insert(segment_key(ws, seg.first), full);
                 seg.first = seq;
