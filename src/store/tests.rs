@@ -334,6 +334,11 @@ async fn writer_group_commits_and_drains_on_shutdown() {
         rep.records, 500,
         "every proxy-path event was drained at shutdown"
     );
+    assert_eq!(
+        s.read_anchor().unwrap()["w1"].seq,
+        500,
+        "the writer keeps the chain anchor"
+    );
 }
 
 /// A store packing at most `n` records per segment.
@@ -829,6 +834,30 @@ fn writer_cpu_per_event() {
         "record build + serialize only: {:.1} µs/event",
         (t1 - t0) as f64 / 8192.0
     );
+    // The anchor file the writer rewrites after each flushed batch.
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), 8 << 20).unwrap();
+        let heads: HashMap<String, super::db::Head> = (0..3)
+            .map(|i| {
+                let h = super::db::Head {
+                    seq: 1_000_000 + i,
+                    chain_hash: super::evidence::GENESIS.into(),
+                };
+                (format!("ws{i}"), h)
+            })
+            .collect();
+        let (p0, t0) = cpu_micros();
+        for _ in 0..2000 {
+            s.write_anchor(&heads).unwrap();
+        }
+        let (p1, t1) = cpu_micros();
+        eprintln!(
+            "anchor write (3 workspaces): {:.1} µs writer CPU, {:.1} µs process CPU per batch",
+            (t1 - t0) as f64 / 2000.0,
+            (p1 - p0) as f64 / 2000.0
+        );
+    }
     // PARAPET_BENCH_SEGMENT=records,bytes: other segment limits.
     let seg: Option<(usize, usize)> = std::env::var("PARAPET_BENCH_SEGMENT").ok().and_then(|v| {
         let (r, b) = v.split_once(',')?;
