@@ -540,7 +540,8 @@ impl Store {
             return Ok(None);
         };
         let (k, v) = item?;
-        Ok(seq_of(&k).map(|first| (first, v)))
+        let first = seq_of(&k).filter(|f| k.len() == ws.len() + 11 && *f <= seq);
+        Ok(first.map(|first| (first, v)))
     }
 
     fn record(&self, ws: &str, seq: u64) -> Result<Option<Value>, StoreError> {
@@ -978,7 +979,7 @@ impl Store {
                 expected += 1;
             }
         }
-        let last = expected - 1;
+        let last = expected.saturating_sub(1);
         match &head {
             Some(h) if h.seq == last && h.chain_hash == prev => {}
             Some(h) if h.seq == last => {
@@ -1226,7 +1227,7 @@ impl Store {
         let Some((first, v)) = self.segment_of(ws, seq)? else {
             return Ok(None);
         };
-        Ok(frame_at(&v, seq - first).map(<[u8]>::to_vec))
+        Ok(frame_at(&v, seq.saturating_sub(first)).map(<[u8]>::to_vec))
     }
 
     /// Raw access for tamper tests and tools: rewrite the segment holding `seq` with that
@@ -1245,7 +1246,7 @@ impl Store {
         let Some(fr) = frames(&v) else {
             return Ok(false);
         };
-        let at = usize::try_from(seq - first).unwrap_or(usize::MAX);
+        let at = usize::try_from(seq.saturating_sub(first)).unwrap_or(usize::MAX);
         if at >= fr.len() {
             return Ok(false);
         }
