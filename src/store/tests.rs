@@ -909,5 +909,73 @@ fn writer_cpu_per_event() {
             keys / n,
             bytes / n
         );
+        if batch == 512 {
+            read_costs(&s, &events);
+        }
     }
+}
+
+/// Wall µs of typical reads on the store the 512-event run left (about 37k records).
+fn read_costs(s: &Store, events: &[Event]) {
+    let time = |name: &str, runs: u32, f: &dyn Fn() -> usize| {
+        let t = std::time::Instant::now();
+        let mut n = 0;
+        for _ in 0..runs {
+            n = f();
+        }
+        eprintln!(
+            "read {name}: {:.0} µs ({n} records)",
+            t.elapsed().as_micros() as f64 / f64::from(runs)
+        );
+    };
+    let q = |eq: &[(&str, &str)], limit: usize, asc: bool| Query {
+        eq: eq
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+        limit,
+        ascending: asc,
+        ..Query::default()
+    };
+    let page = |q: Query| s.query("default", &q).unwrap().events.len();
+    let mid = &events[events.len() / 2];
+    let rid = mid.request_id.clone().unwrap_or_default();
+    let eid = mid.evidence.event_id.clone();
+    time("newest 20", 200, &|| page(q(&[], 20, false)));
+    time("oldest 100", 100, &|| page(q(&[], 100, true)));
+    time("request_id (a call)", 500, &|| {
+        page(q(&[("request_id", rid.as_str())], 20, false))
+    });
+    time("event_id", 1000, &|| {
+        usize::from(s.get("default", &eid).unwrap().is_some())
+    });
+    time("type=ai.request newest 20", 200, &|| {
+        page(q(&[("type", "ai.request")], 20, false))
+    });
+    let now = Timestamp::now().micros();
+    time("last 60 s newest 20", 200, &|| {
+        s.query(
+            "default",
+            &Query {
+                recorded_from: Some(now - 60_000_000),
+                limit: 20,
+                ..Query::default()
+            },
+        )
+        .unwrap()
+        .events
+        .len()
+    });
+    time("export all (pages of 1000)", 3, &|| {
+        let mut q = q(&[], 1000, true);
+        let mut n = 0;
+        loop {
+            let p = s.query("default", &q).unwrap();
+            n += p.events.len();
+            match p.next_cursor {
+                Some(c) => q.cursor = Some(c),
+                None => return n,
+            }
+        }
+    });
 }
