@@ -790,7 +790,7 @@ impl Store {
             if ascending {
                 // The list holding the cursor's seq has a last_seq ≥ it.
                 lo = lo.max(at);
-            } else {
+            } else if at <= hi {
                 // Lists before the cursor, and the one straddling it.
                 if let Some(item) = self.db.range(at..=hi.clone()).next() {
                     hi = item?.0.to_vec();

@@ -1,5 +1,8 @@
 //! Store unit tests: write/dedup, query filters and cursor, verify detects edit / delete /
-//! reorder / tail loss, retention keeps the chain verifiable, writer group commit.
+//! reorder / tail loss, retention keeps the chain verifiable, writer group commit and the
+//! chain anchor; the format-2 mechanisms (segment lookup at boundaries, posting lists across
+//! batches, time buckets, retention through a segment, tampering inside a segment, the
+//! format check); and an ignored measurement of the writer's cost per event.
 
 use super::db::{Query, Store, Written};
 use super::event::{kind, Event};
