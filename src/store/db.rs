@@ -1,13 +1,25 @@
-//! The sled layout: records under time-ordered (per-workspace sequence) keys, secondary
-//! indexes, idempotency map, chain heads and retention checkpoints, all in one sled tree so
-//! one `apply_batch` is atomic; plus query, verify and retention over it.
+//! The sled layout (store format 2): records packed in segments, per-batch index posting
+//! lists, a bucketed time index, the idempotency map, chain heads and retention checkpoints,
+//! all in one sled tree so one `apply_batch` is atomic; plus query, verify and retention over
+//! it.
 //!
-//! Keys (`ws` = workspace id, `seq` = 8-byte big-endian per-workspace sequence, assigned in
-//! write order, so key order = ingestion time order):
-//! - `e\0{ws}\0{seq}` → the record (JSON)
-//! - `x\0{ws}\0{field}{len:u32}{value}{seq}` → empty (secondary index; `field` one byte)
-//! - `t\0{ws}\0{recorded_at µs, sign-flipped BE}{seq}` → empty (time index)
-//! - `d\0{ws}\0{event_id}` → seq (idempotency / event_id lookup)
+//! A writer batch costs a handful of sled inserts plus one per event (its `event_id` key),
+//! not one per record and per index entry: sled's per-insert CPU cost is what limits the
+//! writer. Keys (`ws` = workspace id, `seq` = 8-byte big-endian per-workspace sequence,
+//! assigned in write order, so key order = ingestion order):
+//! - `v\0format` → `2` (the store format; a store of another format is refused at open)
+//! - `r\0{ws}\0{first_seq}` → a segment: up to [`SEGMENT_RECORDS`] consecutive records of one
+//!   workspace written in the same batch, each as `{len:u32 BE}{record JSON}`; the record
+//!   of seq `first_seq + i` is the i-th. A lookup by seq is a reverse range scan for the
+//!   last segment key ≤ seq, then a walk over the length prefixes.
+//! - `i\0{ws}\0{field}{len:u32}{value}{last_seq}` → a posting list: the seqs of one batch's
+//!   records having `value` in the indexed `field` (one byte, [`INDEXED`]), ascending,
+//!   LEB128 deltas; `last_seq` is the list's largest seq, so lists of one value are in seq
+//!   order and never overlap (one batch = one seq range per workspace).
+//! - `t\0{ws}\0{second of recorded_at, sign-flipped BE}{last_seq}` → posting list of the
+//!   batch's records recorded in that second (time index; range filters are exact
+//!   afterwards).
+//! - `d\0{ws}\0{event_id}` → seq (idempotency / event_id lookup; one key per event)
 //! - `h\0{ws}` → chain head `{"seq", "chain_hash"}`
 //! - `c\0{ws}` → retention checkpoint `{"first_seq", "prev_chain_hash", "cut_at", "deleted"}`
 //!
@@ -36,6 +48,16 @@ pub const INDEXED: [(&str, u8); 8] = [
     ("final_status", 7),
     ("type", 8),
 ];
+
+/// Records per segment at most (fewer when [`SEGMENT_BYTES`] is reached first).
+pub const SEGMENT_RECORDS: usize = 32;
+
+/// A segment is closed once it holds this many bytes.
+pub const SEGMENT_BYTES: usize = 32 * 1024;
+
+/// The store format this version reads and writes.
+const FORMAT: &[u8] = b"2";
+const FORMAT_KEY: &[u8] = b"v\0format";
 
 /// Store failure (I/O or corruption); never carries event content.
 #[derive(Debug, thiserror::Error)]
@@ -83,22 +105,33 @@ fn ws_key(tag: u8, ws: &str) -> Vec<u8> {
     k
 }
 
-fn record_key(ws: &str, seq: u64) -> Vec<u8> {
-    let mut k = ws_key(b'e', ws);
+fn with_seq(mut k: Vec<u8>, seq: u64) -> Vec<u8> {
     k.extend_from_slice(&seq.to_be_bytes());
     k
 }
 
+fn segment_key(ws: &str, first_seq: u64) -> Vec<u8> {
+    with_seq(ws_key(b'r', ws), first_seq)
+}
+
 fn index_prefix(ws: &str, field: u8, value: &str) -> Vec<u8> {
-    let mut k = ws_key(b'x', ws);
+    let mut k = ws_key(b'i', ws);
     k.push(field);
     k.extend_from_slice(&u32::try_from(value.len()).unwrap_or(u32::MAX).to_be_bytes());
     k.extend_from_slice(value.as_bytes());
     k
 }
 
-fn time_bytes(micros: i64) -> [u8; 8] {
-    ((micros as u64) ^ (1 << 63)).to_be_bytes()
+/// The time-index bucket (second) of a time in µs, as key bytes (sign-flipped, so byte order
+/// is time order).
+fn bucket_bytes(micros: i64) -> [u8; 8] {
+    ((micros.div_euclid(1_000_000) as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn time_prefix(ws: &str, micros: i64) -> Vec<u8> {
+    let mut k = ws_key(b't', ws);
+    k.extend_from_slice(&bucket_bytes(micros));
+    k
 }
 
 fn dedup_key(ws: &str, event_id: &str) -> Vec<u8> {
@@ -124,14 +157,99 @@ fn seq_of(b: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(tail))
 }
 
-/// Every index key of a stored record.
-fn index_keys(ws: &str, record: &Value, seq: u64) -> Vec<Vec<u8>> {
-    let mut keys = Vec::with_capacity(INDEXED.len() + 1);
+/// Append one record to a segment value.
+fn push_frame(seg: &mut Vec<u8>, record: &[u8]) {
+    seg.extend_from_slice(
+        &u32::try_from(record.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    seg.extend_from_slice(record);
+}
+
+/// The byte ranges of a segment's records; `None` when the framing is broken.
+fn frames(seg: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at < seg.len() {
+        let len: [u8; 4] = seg.get(at..at + 4)?.try_into().ok()?;
+        let start = at + 4;
+        let end = start.checked_add(usize::try_from(u32::from_be_bytes(len)).ok()?)?;
+        if end > seg.len() {
+            return None;
+        }
+        out.push(start..end);
+        at = end;
+    }
+    Some(out)
+}
+
+/// The `i`-th record of a segment (walks the length prefixes, parses nothing).
+fn frame_at(seg: &[u8], i: u64) -> Option<&[u8]> {
+    let mut at = 0usize;
+    let mut n = 0u64;
+    loop {
+        let len: [u8; 4] = seg.get(at..at + 4)?.try_into().ok()?;
+        let start = at + 4;
+        let end = start.checked_add(usize::try_from(u32::from_be_bytes(len)).ok()?)?;
+        if n == i {
+            return seg.get(start..end);
+        }
+        at = end;
+        n += 1;
+    }
+}
+
+/// A posting list: ascending seqs as LEB128 deltas (the first from 0).
+fn encode_postings(seqs: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(seqs.len() * 2 + 8);
+    let mut prev = 0u64;
+    for &s in seqs {
+        let mut d = s.wrapping_sub(prev);
+        prev = s;
+        loop {
+            let b = (d & 0x7f) as u8;
+            d >>= 7;
+            if d == 0 {
+                out.push(b);
+                break;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    out
+}
+
+/// Decode a posting list; `None` when it is malformed.
+fn decode_postings(b: &[u8]) -> Option<Vec<u64>> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut prev = 0u64;
+    let mut d = 0u64;
+    let mut shift = 0u32;
+    for &x in b {
+        if shift > 63 {
+            return None;
+        }
+        d |= u64::from(x & 0x7f) << shift;
+        if x & 0x80 == 0 {
+            prev = prev.checked_add(d)?;
+            out.push(prev);
+            d = 0;
+            shift = 0;
+        } else {
+            shift += 7;
+        }
+    }
+    (shift == 0).then_some(out)
+}
+
+/// The index posting prefixes (without `last_seq`) a stored record belongs to: one per
+/// present indexed field, plus its time bucket.
+fn posting_prefixes(ws: &str, record: &Value) -> Vec<Vec<u8>> {
+    let mut out = Vec::with_capacity(INDEXED.len() + 1);
     for (name, byte) in INDEXED {
         if let Some(v) = record.get(name).and_then(Value::as_str) {
-            let mut k = index_prefix(ws, byte, v);
-            k.extend_from_slice(&seq.to_be_bytes());
-            keys.push(k);
+            out.push(index_prefix(ws, byte, v));
         }
     }
     if let Some(t) = record
@@ -139,12 +257,9 @@ fn index_keys(ws: &str, record: &Value, seq: u64) -> Vec<Vec<u8>> {
         .and_then(Value::as_str)
         .and_then(Timestamp::parse)
     {
-        let mut k = ws_key(b't', ws);
-        k.extend_from_slice(&time_bytes(t.micros()));
-        k.extend_from_slice(&seq.to_be_bytes());
-        keys.push(k);
+        out.push(time_prefix(ws, t.micros()));
     }
-    keys
+    out
 }
 
 /// The stored JSON record of an event at `seq`, with its hashes.
@@ -200,11 +315,6 @@ pub struct Page {
 /// Candidates scanned per page before returning a partial page with a cursor.
 pub const SCAN_BUDGET: usize = 50_000;
 
-/// A query with an equality filter and a time window is driven by the time index when the
-/// window holds at most this many entries (counted, so the choice costs at most this many
-/// key reads).
-pub const TIME_PROBE: usize = 2_048;
-
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -243,10 +353,63 @@ pub struct Broken {
 pub struct Store {
     db: sled::Db,
     anchor: std::path::PathBuf,
+    segment_records: usize,
+    segment_bytes: usize,
 }
 
 /// File name of the chain anchor inside the store directory.
 pub const ANCHOR_FILE: &str = "chain-anchor.json";
+
+/// The segment most recently read by a query (consecutive candidates mostly share one).
+#[derive(Default)]
+struct SegmentCache {
+    first: u64,
+    value: Option<sled::IVec>,
+    frames: Vec<std::ops::Range<usize>>,
+}
+
+/// One page being collected: events, candidates scanned, the position of the last one.
+struct Collect<'a> {
+    limit: usize,
+    matches: &'a dyn Fn(&Value) -> bool,
+    events: Vec<Value>,
+    scanned: usize,
+    last: Option<Vec<u8>>,
+}
+
+impl Collect<'_> {
+    /// Take one candidate at `pos`; `true` when the page is full or the budget spent.
+    fn take(&mut self, pos: Vec<u8>, record: Option<Value>) -> bool {
+        self.scanned += 1;
+        self.last = Some(pos);
+        if let Some(r) = record.filter(|r| (self.matches)(r)) {
+            self.events.push(r);
+            if self.events.len() >= self.limit {
+                return true;
+            }
+        }
+        self.scanned >= SCAN_BUDGET
+    }
+
+    fn page(self) -> Page {
+        let more = self.events.len() >= self.limit || self.scanned >= SCAN_BUDGET;
+        Page {
+            events: self.events,
+            next_cursor: if more {
+                self.last.map(|l| hex(&l))
+            } else {
+                None
+            },
+        }
+    }
+}
+
+/// Records of one workspace staged for a batch: closed segments and the open one.
+struct Segments {
+    first: u64,
+    count: usize,
+    buf: Vec<u8>,
+}
 
 impl Store {
     /// Open (or create) the store in `dir`.
@@ -254,6 +417,7 @@ impl Store {
     /// sled's background flusher keeps the directory lock for a moment after the last
     /// handle of a previous open is dropped (a quick restart, `parapet verify` right after a
     /// store closed): a lock held elsewhere is retried for up to two seconds before failing.
+    /// A store of another format (the format-1 layout had one key per record) is refused.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         let config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
@@ -272,10 +436,42 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         };
+        match db.get(FORMAT_KEY)? {
+            Some(v) if v == FORMAT => {}
+            Some(v) => {
+                return Err(StoreError::Other(format!(
+                    "{}: unsupported store format {:?} (this version reads format 2)",
+                    dir.display(),
+                    String::from_utf8_lossy(&v)
+                )))
+            }
+            None => {
+                if db.scan_prefix([b'e', 0]).next().is_some() {
+                    return Err(StoreError::Other(format!(
+                        "{}: this store has the format-1 layout (one key per record) of an \
+                         earlier pre-release; this version reads format 2 only: export it \
+                         with the earlier version and start from an empty data directory",
+                        dir.display()
+                    )));
+                }
+                db.insert(FORMAT_KEY, FORMAT)?;
+            }
+        }
         Ok(Store {
             db,
             anchor: dir.join(ANCHOR_FILE),
+            segment_records: SEGMENT_RECORDS,
+            segment_bytes: SEGMENT_BYTES,
         })
+    }
+
+    /// The same store packing at most `records` records per segment, closing a segment once
+    /// it holds `bytes` (measurements, tests).
+    #[doc(hidden)]
+    pub fn with_segment_limits(mut self, records: usize, bytes: usize) -> Store {
+        self.segment_records = records.max(1);
+        self.segment_bytes = bytes;
+        self
     }
 
     /// Record the heads of the workspaces in `heads` in the anchor file (call after a flush).
@@ -334,15 +530,63 @@ impl Store {
         self.record(ws, seq)
     }
 
+    /// The segment holding `seq` (if any): its first seq and value.
+    fn segment_of(&self, ws: &str, seq: u64) -> Result<Option<(u64, sled::IVec)>, StoreError> {
+        let Some(item) = self
+            .db
+            .range(segment_key(ws, 0)..=segment_key(ws, seq))
+            .next_back()
+        else {
+            return Ok(None);
+        };
+        let (k, v) = item?;
+        let first = seq_of(&k).filter(|f| k.len() == ws.len() + 11 && *f <= seq);
+        Ok(first.map(|first| (first, v)))
+    }
+
     fn record(&self, ws: &str, seq: u64) -> Result<Option<Value>, StoreError> {
         Ok(self
-            .db
-            .get(record_key(ws, seq))?
+            .raw_record(ws, seq)?
             .and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    /// A record by seq through a one-segment cache.
+    fn cached_record(
+        &self,
+        cache: &mut SegmentCache,
+        ws: &str,
+        seq: u64,
+    ) -> Result<Option<Value>, StoreError> {
+        let hit = cache.value.is_some()
+            && seq >= cache.first
+            && seq - cache.first < cache.frames.len() as u64;
+        if !hit {
+            let Some((first, v)) = self.segment_of(ws, seq)? else {
+                return Ok(None);
+            };
+            cache.frames = frames(&v).unwrap_or_default();
+            cache.first = first;
+            cache.value = Some(v);
+        }
+        let (Some(v), Some(r)) = (
+            cache.value.as_ref(),
+            usize::try_from(seq.saturating_sub(cache.first))
+                .ok()
+                .and_then(|i| cache.frames.get(i)),
+        ) else {
+            return Ok(None);
+        };
+        Ok(v.get(r.clone())
+            .and_then(|b| serde_json::from_slice(b).ok()))
     }
 
     /// Write events atomically (one sled batch, not yet flushed). `heads` caches chain heads
     /// and is updated only when the batch was applied.
+    ///
+    /// Sled inserts: one `event_id` key per new event, one segment per
+    /// [`SEGMENT_RECORDS`] records of a workspace, one posting list per (workspace, indexed
+    /// field, value) and per (workspace, second of `recorded_at`) present in the batch, one
+    /// head per workspace.
     pub fn write(
         &self,
         heads: &mut HashMap<String, Head>,
@@ -350,6 +594,8 @@ impl Store {
     ) -> Result<Vec<Written>, StoreError> {
         let mut staged: HashMap<String, Head> = HashMap::new();
         let mut seen: HashMap<(String, String), u64> = HashMap::new();
+        let mut segments: HashMap<String, Segments> = HashMap::new();
+        let mut postings: HashMap<Vec<u8>, Vec<u64>> = HashMap::new();
         let mut batch = sled::Batch::default();
         let mut out = Vec::with_capacity(events.len());
         let now = Timestamp::now().to_rfc3339();
@@ -393,11 +639,23 @@ impl Store {
             let (record, eh, chain) = build_record(ev, seq, &head.chain_hash, &now);
             let bytes =
                 serde_json::to_vec(&record).map_err(|e| StoreError::Other(e.to_string()))?;
-            for k in index_keys(ws, &record, seq) {
-                batch.insert(k, &[][..]);
+            for p in posting_prefixes(ws, &record) {
+                postings.entry(p).or_default().push(seq);
             }
             batch.insert(dedup_key(ws, id), &seq.to_be_bytes()[..]);
-            batch.insert(record_key(ws, seq), bytes);
+            let seg = segments.entry(ws.clone()).or_insert_with(|| Segments {
+                first: seq,
+                count: 0,
+                buf: Vec::new(),
+            });
+            if seg.count >= self.segment_records || seg.buf.len() >= self.segment_bytes {
+                let full = std::mem::take(&mut seg.buf);
+                batch.insert(segment_key(ws, seg.first), full);
+                seg.first = seq;
+                seg.count = 0;
+            }
+            push_frame(&mut seg.buf, &bytes);
+            seg.count += 1;
             head.seq = seq;
             head.chain_hash = chain;
             if !fresh {
@@ -409,6 +667,15 @@ impl Store {
                 evidence_hash: eh,
             });
         }
+        for (ws, seg) in segments {
+            if seg.count > 0 {
+                batch.insert(segment_key(&ws, seg.first), seg.buf);
+            }
+        }
+        for (prefix, seqs) in postings {
+            let Some(&last) = seqs.last() else { continue };
+            batch.insert(with_seq(prefix, last), encode_postings(&seqs));
+        }
         for (ws, h) in &staged {
             let b = serde_json::to_vec(h).map_err(|e| StoreError::Other(e.to_string()))?;
             batch.insert(head_key(ws), b);
@@ -419,6 +686,11 @@ impl Store {
     }
 
     /// One page of records of `ws` matching `q`.
+    ///
+    /// Driver: the first indexed equality filter (in [`INDEXED`] order) walks its posting
+    /// lists in seq order; else a time range walks the time buckets (bucket order, seq order
+    /// inside a bucket); else the segments in seq order. Every candidate is then checked
+    /// against all filters. The cursor is the position of the last candidate scanned.
     pub fn query(&self, ws: &str, q: &Query) -> Result<Page, StoreError> {
         let limit = q.limit.max(1);
         let matches = |r: &Value| -> bool {
@@ -455,128 +727,161 @@ impl Store {
                 next_cursor: None,
             });
         }
-        let cursor = match &q.cursor {
-            Some(c) => Some(unhex(c).ok_or_else(|| StoreError::Other("bad cursor".into()))?),
-            None => None,
-        };
-        // Driver: the first indexed equality filter, else the time index, else records.
-        // With both an equality filter and a time window, a window holding at most
-        // `TIME_PROBE` entries drives instead (the equality filter alone can mean scanning a
-        // large part of the workspace, loading every record to read its `recorded_at`).
         let driver = INDEXED.iter().find_map(|(name, byte)| {
             q.eq.iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| index_prefix(ws, *byte, v))
         });
-        let windowed = q.recorded_from.is_some() || q.recorded_to.is_some();
-        let time_lo = q
-            .recorded_from
-            .map(|f| time_bytes(f).to_vec())
-            .unwrap_or_default();
-        let mut time_hi = q
-            .recorded_to
-            .map(|t| time_bytes(t).to_vec())
-            .unwrap_or(vec![0xff; 8]);
-        time_hi.extend_from_slice(&[0xff; 9]);
-        let time_prefix = ws_key(b't', ws);
-        let by_time = windowed
-            && match (&driver, &cursor) {
-                (None, _) => true,
-                // A page after the first continues with the driver of the first: a time
-                // cursor is time + seq (16 bytes), an index cursor is a seq (8 bytes).
-                (Some(_), Some(c)) => c.len() == 16,
-                (Some(_), None) => {
-                    let with = |s: &[u8]| [&time_prefix[..], s].concat();
-                    self.db
-                        .range(with(&time_lo)..=with(&time_hi))
-                        .take(TIME_PROBE + 1)
-                        .count()
-                        <= TIME_PROBE
-                }
-            };
-        // Equality filters checked on the index (no record load) when the time index drives.
-        let index_checks: Vec<Vec<u8>> = if by_time {
-            INDEXED
-                .iter()
-                .flat_map(|(name, byte)| {
-                    q.eq.iter()
-                        .filter(move |(k, _)| k == name)
-                        .map(move |(_, v)| index_prefix(ws, *byte, v))
-                })
-                .collect()
-        } else {
-            Vec::new()
+        let timed = q.recorded_from.is_some() || q.recorded_to.is_some();
+        // Position bytes of a candidate: (time bucket) + seq.
+        let pos_len = if driver.is_none() && timed { 16 } else { 8 };
+        let cursor = match &q.cursor {
+            Some(c) => Some(
+                unhex(c)
+                    .filter(|b| b.len() == pos_len)
+                    .ok_or_else(|| StoreError::Other("bad cursor".into()))?,
+            ),
+            None => None,
         };
-        let (prefix, by_record, lo, hi) = match driver {
-            _ if by_time => (time_prefix, false, time_lo, time_hi),
-            Some(p) => (p, false, Vec::new(), vec![0xff; 9]),
-            None => (ws_key(b'e', ws), true, Vec::new(), vec![0xff; 9]),
+        let mut page = Collect {
+            limit,
+            matches: &matches,
+            events: Vec::new(),
+            scanned: 0,
+            last: None,
         };
-        let with = |suffix: &[u8]| {
-            let mut k = prefix.clone();
-            k.extend_from_slice(suffix);
-            k
-        };
-        let (mut start, mut end) = (with(&lo), with(&hi));
-        let mut exclude: Option<Vec<u8>> = None;
-        if let Some(c) = &cursor {
-            let k = with(c);
-            if q.ascending {
-                start = k.clone();
-            } else {
-                end = k.clone();
+        match driver {
+            Some(prefix) => {
+                let (lo, hi) = (prefix.clone(), with_seq(prefix.clone(), u64::MAX));
+                self.walk_postings(ws, &prefix, 0, lo, hi, cursor, q.ascending, &mut page)?;
             }
-            exclude = Some(k);
+            None if timed => {
+                let prefix = ws_key(b't', ws);
+                let lo = time_prefix(ws, q.recorded_from.unwrap_or(i64::MIN));
+                let hi = with_seq(time_prefix(ws, q.recorded_to.unwrap_or(i64::MAX)), u64::MAX);
+                self.walk_postings(ws, &prefix, 8, lo, hi, cursor, q.ascending, &mut page)?;
+            }
+            None => {
+                let cursor = cursor.as_deref().and_then(seq_of);
+                self.walk_segments(ws, cursor, q.ascending, &mut page)?;
+            }
         }
-        let iter = self.db.range(start..=end);
-        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = if q.ascending
-        {
+        Ok(page.page())
+    }
+
+    /// Walk posting lists with keys in `lo..=hi` (`prefix` + `group_len` group bytes +
+    /// `last_seq`), candidates strictly after (ascending) / before the cursor position.
+    #[allow(clippy::too_many_arguments)]
+    fn walk_postings(
+        &self,
+        ws: &str,
+        prefix: &[u8],
+        group_len: usize,
+        lo: Vec<u8>,
+        hi: Vec<u8>,
+        cursor: Option<Vec<u8>>,
+        ascending: bool,
+        page: &mut Collect<'_>,
+    ) -> Result<(), StoreError> {
+        let mut cache = SegmentCache::default();
+        let (mut lo, mut hi) = (lo, hi);
+        if let Some(c) = &cursor {
+            let at = [prefix, c.as_slice()].concat();
+            if ascending {
+                // The list holding the cursor's seq has a last_seq ≥ it.
+                lo = lo.max(at);
+            } else if at <= hi {
+                // Lists before the cursor, and the one straddling it.
+                if let Some(item) = self.db.range(at..=hi.clone()).next() {
+                    hi = item?.0.to_vec();
+                }
+            }
+        }
+        if lo > hi {
+            return Ok(());
+        }
+        let iter = self.db.range(lo..=hi);
+        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = if ascending {
             Box::new(iter)
         } else {
             Box::new(iter.rev())
         };
-        let mut events = Vec::new();
-        let mut scanned = 0usize;
-        let mut last: Option<Vec<u8>> = None;
         for item in iter {
             let (k, v) = item?;
-            if exclude.as_deref() == Some(&k[..]) {
+            let Some(group) = k.get(prefix.len()..prefix.len() + group_len) else {
                 continue;
-            }
-            scanned += 1;
-            last = Some(k[prefix.len()..].to_vec());
-            let Some(seq) = seq_of(&k) else { continue };
-            let mut indexed = true;
-            for p in &index_checks {
-                let mut ik = p.clone();
-                ik.extend_from_slice(&seq.to_be_bytes());
-                if !self.db.contains_key(ik)? {
-                    indexed = false;
-                    break;
-                }
-            }
-            let record = if !indexed {
-                None
-            } else if by_record {
-                serde_json::from_slice(&v).ok()
-            } else {
-                self.record(ws, seq)?
             };
-            if let Some(r) = record.filter(|r| matches(r)) {
-                events.push(r);
-                if events.len() >= limit {
-                    break;
-                }
+            let Some(mut seqs) = decode_postings(&v) else {
+                continue;
+            };
+            if !ascending {
+                seqs.reverse();
             }
-            if scanned >= SCAN_BUDGET {
-                break;
+            for seq in seqs {
+                let pos = [group, &seq.to_be_bytes()[..]].concat();
+                if let Some(c) = &cursor {
+                    if (ascending && pos <= *c) || (!ascending && pos >= *c) {
+                        continue;
+                    }
+                }
+                let record = self.cached_record(&mut cache, ws, seq)?;
+                if page.take(pos, record) {
+                    return Ok(());
+                }
             }
         }
-        let more = events.len() >= limit || scanned >= SCAN_BUDGET;
-        Ok(Page {
-            events,
-            next_cursor: if more { last.map(|l| hex(&l)) } else { None },
-        })
+        Ok(())
+    }
+
+    /// Walk the segments of `ws` in seq order (or reverse), after / before seq `cursor`.
+    fn walk_segments(
+        &self,
+        ws: &str,
+        cursor: Option<u64>,
+        ascending: bool,
+        page: &mut Collect<'_>,
+    ) -> Result<(), StoreError> {
+        let lo_all = segment_key(ws, 0);
+        let hi_all = segment_key(ws, u64::MAX);
+        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
+            match (ascending, cursor) {
+                (true, None) => Box::new(self.db.range(lo_all..=hi_all)),
+                (true, Some(c)) => {
+                    let next = c.saturating_add(1);
+                    let start = match self.segment_of(ws, next)? {
+                        Some((first, _)) => first,
+                        None => next,
+                    };
+                    Box::new(self.db.range(segment_key(ws, start)..=hi_all))
+                }
+                (false, None) => Box::new(self.db.range(lo_all..=hi_all).rev()),
+                (false, Some(c)) => Box::new(self.db.range(lo_all..segment_key(ws, c)).rev()),
+            };
+        for item in iter {
+            let (k, v) = item?;
+            let Some(first) = seq_of(&k) else { continue };
+            let Some(fr) = frames(&v) else { continue };
+            let mut at: Vec<(u64, std::ops::Range<usize>)> = fr
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| (first.saturating_add(i as u64), r))
+                .collect();
+            if !ascending {
+                at.reverse();
+            }
+            for (seq, r) in at {
+                if let Some(c) = cursor {
+                    if (ascending && seq <= c) || (!ascending && seq >= c) {
+                        continue;
+                    }
+                }
+                let record = v.get(r).and_then(|b| serde_json::from_slice(b).ok());
+                if page.take(seq.to_be_bytes().to_vec(), record) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Workspaces present in the store (records or heads).
@@ -586,12 +891,12 @@ impl Store {
             let (k, _) = item?;
             out.push(String::from_utf8_lossy(&k[2..]).into_owned());
         }
-        let mut pos = vec![b'e', 0];
+        let mut pos = vec![b'r', 0];
         loop {
             let Some((k, _)) = self.db.range(pos.clone()..).next().transpose()? else {
                 break;
             };
-            if !k.starts_with(&[b'e', 0]) {
+            if !k.starts_with(&[b'r', 0]) {
                 break;
             }
             let rest = &k[2..];
@@ -599,7 +904,7 @@ impl Store {
                 break;
             };
             let ws = String::from_utf8_lossy(&rest[..end]).into_owned();
-            pos = ws_key(b'e', &ws);
+            pos = ws_key(b'r', &ws);
             pos.extend_from_slice(&[0xff; 9]);
             if !out.contains(&ws) {
                 out.push(ws);
@@ -616,7 +921,8 @@ impl Store {
 
     /// Recompute a workspace's chain from its checkpoint (or genesis) to its head; report
     /// the first broken link: an edited record (hash mismatch), a deleted or reordered one
-    /// (sequence gap or a record at the wrong key), or a truncated tail (head mismatch).
+    /// (sequence gap, a record at the wrong position, an unreadable segment), or a
+    /// truncated tail (head or anchor mismatch).
     pub fn verify(&self, ws: &str) -> Result<WorkspaceReport, StoreError> {
         let head = self.head(ws).ok().flatten();
         let checkpoint = self.checkpoint(ws)?;
@@ -639,82 +945,41 @@ impl Store {
                 reason,
             })
         };
-        for item in self.db.scan_prefix(ws_key(b'e', ws)) {
+        for item in self.db.scan_prefix(ws_key(b'r', ws)) {
             let (k, v) = item?;
-            let key_seq = seq_of(&k).unwrap_or(0);
-            report.records += 1;
-            report.first_seq.get_or_insert(key_seq);
-            let record: Value = match serde_json::from_slice(&v) {
-                Ok(r) => r,
-                Err(e) => {
-                    report.broken = brk(key_seq, None, format!("record is not valid JSON: {e}"));
-                    return Ok(report);
-                }
+            let first = seq_of(&k).unwrap_or(0);
+            let Some(fr) = frames(&v) else {
+                report.broken = brk(
+                    first.max(expected),
+                    None,
+                    format!("segment at seq {first} is unreadable (broken record framing)"),
+                );
+                return Ok(report);
             };
-            let id = record
-                .get("event_id")
-                .and_then(Value::as_str)
-                .map(String::from);
-            if key_seq != expected {
-                let reason = if key_seq > expected {
-                    format!("record(s) missing: expected seq {expected}, found {key_seq}")
-                } else {
-                    format!("unexpected seq {key_seq}, expected {expected}")
+            for (i, r) in fr.into_iter().enumerate() {
+                let key_seq = first.saturating_add(i as u64);
+                report.records += 1;
+                report.first_seq.get_or_insert(key_seq);
+                let record: Value = match v.get(r).map(serde_json::from_slice) {
+                    Some(Ok(r)) => r,
+                    Some(Err(e)) => {
+                        report.broken =
+                            brk(key_seq, None, format!("record is not valid JSON: {e}"));
+                        return Ok(report);
+                    }
+                    None => {
+                        report.broken = brk(key_seq, None, "record unreadable".into());
+                        return Ok(report);
+                    }
                 };
-                report.broken = brk(expected, id, reason);
-                return Ok(report);
-            }
-            if record.get("seq").and_then(Value::as_u64) != Some(key_seq)
-                || record.get("workspace").and_then(Value::as_str) != Some(ws)
-            {
-                report.broken = brk(
-                    key_seq,
-                    id,
-                    "record moved: its seq/workspace does not match its position".into(),
-                );
-                return Ok(report);
-            }
-            let stored = |name: &str| {
-                record
-                    .get(name)
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
-            };
-            let evidence: Evidence = match serde_json::from_value(record.clone()) {
-                Ok(e) => e,
-                Err(e) => {
-                    report.broken = brk(key_seq, id, format!("evidence fields unreadable: {e}"));
+                if let Err(b) = self.check_link(ws, key_seq, expected, &record, &mut prev) {
+                    report.broken = Some(b);
                     return Ok(report);
                 }
-            };
-            let eh = evidence_hash(&evidence);
-            if eh != stored("evidence_hash") {
-                report.broken = brk(
-                    key_seq,
-                    id,
-                    "evidence_hash does not match the record's canonical fields".into(),
-                );
-                return Ok(report);
+                expected += 1;
             }
-            let rh = record_hash(&record);
-            if rh != stored("record_hash") {
-                report.broken = brk(key_seq, id, "record_hash does not match the record".into());
-                return Ok(report);
-            }
-            let chain = chain_link(&prev, &eh, &rh);
-            if chain != stored("chain_hash") {
-                report.broken = brk(
-                    key_seq,
-                    id,
-                    "chain_hash does not follow from the previous link".into(),
-                );
-                return Ok(report);
-            }
-            prev = chain;
-            expected += 1;
         }
-        let last = expected - 1;
+        let last = expected.saturating_sub(1);
         match &head {
             Some(h) if h.seq == last && h.chain_hash == prev => {}
             Some(h) if h.seq == last => {
@@ -774,133 +1039,243 @@ impl Store {
         Ok(report)
     }
 
+    /// Check one record at position `key_seq` against the chain (`expected` seq, `prev`
+    /// link); advances `prev`.
+    fn check_link(
+        &self,
+        ws: &str,
+        key_seq: u64,
+        expected: u64,
+        record: &Value,
+        prev: &mut String,
+    ) -> Result<(), Broken> {
+        let id = record
+            .get("event_id")
+            .and_then(Value::as_str)
+            .map(String::from);
+        let brk = |seq: u64, reason: String| Broken {
+            seq,
+            event_id: id.clone(),
+            reason,
+        };
+        if key_seq != expected {
+            return Err(if key_seq > expected {
+                brk(
+                    expected,
+                    format!("record(s) missing: expected seq {expected}, found {key_seq}"),
+                )
+            } else {
+                brk(
+                    expected,
+                    format!("unexpected seq {key_seq}, expected {expected}"),
+                )
+            });
+        }
+        let own_seq = record.get("seq").and_then(Value::as_u64);
+        if record.get("workspace").and_then(Value::as_str) != Some(ws) {
+            return Err(brk(
+                key_seq,
+                "record moved: its workspace does not match its position".into(),
+            ));
+        }
+        match own_seq {
+            Some(s) if s == key_seq => {}
+            Some(s) if s > key_seq => {
+                return Err(brk(
+                    key_seq,
+                    format!("record(s) missing or reordered: expected seq {key_seq}, found {s}"),
+                ))
+            }
+            _ => {
+                return Err(brk(
+                    key_seq,
+                    "record moved: its seq does not match its position".into(),
+                ))
+            }
+        }
+        let stored = |name: &str| {
+            record
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let evidence: Evidence = serde_json::from_value(record.clone())
+            .map_err(|e| brk(key_seq, format!("evidence fields unreadable: {e}")))?;
+        let eh = evidence_hash(&evidence);
+        if eh != stored("evidence_hash") {
+            return Err(brk(
+                key_seq,
+                "evidence_hash does not match the record's canonical fields".into(),
+            ));
+        }
+        let rh = record_hash(record);
+        if rh != stored("record_hash") {
+            return Err(brk(key_seq, "record_hash does not match the record".into()));
+        }
+        let chain = chain_link(prev, &eh, &rh);
+        if chain != stored("chain_hash") {
+            return Err(brk(
+                key_seq,
+                "chain_hash does not follow from the previous link".into(),
+            ));
+        }
+        *prev = chain;
+        Ok(())
+    }
+
     /// Delete records of `ws` ingested before `cutoff_micros` (oldest first, at most `max`),
-    /// and move the checkpoint past them so the remaining chain still verifies.
+    /// and move the checkpoint past them so the remaining chain still verifies. Whole
+    /// segments and posting lists below the cut are deleted; the ones straddling it are
+    /// rewritten without the deleted seqs.
     pub fn retain(&self, ws: &str, cutoff_micros: i64, max: usize) -> Result<u64, StoreError> {
         let mut batch = sled::Batch::default();
         let mut cut: Option<(u64, String)> = None;
         let mut n = 0u64;
-        for item in self.db.scan_prefix(ws_key(b'e', ws)) {
+        let mut prefixes: std::collections::BTreeSet<Vec<u8>> = Default::default();
+        'segments: for item in self.db.scan_prefix(ws_key(b'r', ws)) {
             let (k, v) = item?;
-            let Some(seq) = seq_of(&k) else { break };
-            let Ok(record) = serde_json::from_slice::<Value>(&v) else {
+            let (Some(first), Some(fr)) = (seq_of(&k), frames(&v)) else {
                 break;
             };
-            let old = record
-                .get("ingested_at")
-                .and_then(Value::as_str)
-                .and_then(Timestamp::parse)
-                .is_some_and(|t| t.micros() < cutoff_micros);
-            if !old || n as usize >= max {
+            let total = fr.len();
+            let mut dropped = 0usize;
+            for (i, r) in fr.iter().enumerate() {
+                let Some(Ok(record)) = v.get(r.clone()).map(serde_json::from_slice::<Value>) else {
+                    break;
+                };
+                let old = record
+                    .get("ingested_at")
+                    .and_then(Value::as_str)
+                    .and_then(Timestamp::parse)
+                    .is_some_and(|t| t.micros() < cutoff_micros);
+                if !old || n as usize >= max {
+                    break;
+                }
+                let seq = first.saturating_add(i as u64);
+                prefixes.extend(posting_prefixes(ws, &record));
+                if let Some(id) = record.get("event_id").and_then(Value::as_str) {
+                    batch.remove(dedup_key(ws, id));
+                }
+                let chain = record
+                    .get("chain_hash")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                cut = Some((seq, chain));
+                n += 1;
+                dropped += 1;
+            }
+            if dropped > 0 {
+                batch.remove(k.to_vec());
+            }
+            if dropped < total {
+                if dropped > 0 {
+                    // The segment straddles the cut: keep its rest under its new first seq.
+                    let mut rest = Vec::new();
+                    for r in &fr[dropped..] {
+                        push_frame(&mut rest, v.get(r.clone()).unwrap_or_default());
+                    }
+                    batch.insert(segment_key(ws, first.saturating_add(dropped as u64)), rest);
+                }
+                break 'segments;
+            }
+        }
+        let Some((cut_seq, chain)) = cut else {
+            return Ok(0);
+        };
+        // Every seq ≤ cut_seq is gone now: drop the lists below the cut, trim the one
+        // straddling it.
+        for prefix in prefixes {
+            for item in self
+                .db
+                .range(prefix.clone()..=with_seq(prefix.clone(), u64::MAX))
+            {
+                let (k, v) = item?;
+                if k.len() != prefix.len() + 8 {
+                    continue;
+                }
+                if seq_of(&k).is_some_and(|last| last <= cut_seq) {
+                    batch.remove(k.to_vec());
+                    continue;
+                }
+                let seqs = decode_postings(&v).unwrap_or_default();
+                let kept: Vec<u64> = seqs.iter().copied().filter(|s| *s > cut_seq).collect();
+                if kept.is_empty() {
+                    batch.remove(k.to_vec());
+                } else if kept.len() < seqs.len() {
+                    batch.insert(k.to_vec(), encode_postings(&kept));
+                }
                 break;
             }
-            for ik in index_keys(ws, &record, seq) {
-                batch.remove(ik);
-            }
-            if let Some(id) = record.get("event_id").and_then(Value::as_str) {
-                batch.remove(dedup_key(ws, id));
-            }
-            batch.remove(k.to_vec());
-            let chain = record
-                .get("chain_hash")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            cut = Some((seq, chain));
-            n += 1;
         }
-        if let Some((seq, chain)) = cut {
-            let deleted = self.checkpoint(ws)?.map_or(0, |c| c.deleted) + n;
-            let c = Checkpoint {
-                first_seq: seq + 1,
-                prev_chain_hash: chain,
-                cut_at: Timestamp::now().to_rfc3339(),
-                deleted,
-            };
-            let b = serde_json::to_vec(&c).map_err(|e| StoreError::Other(e.to_string()))?;
-            batch.insert(checkpoint_key(ws), b);
-            self.db.apply_batch(batch)?;
-        }
+        let deleted = self.checkpoint(ws)?.map_or(0, |c| c.deleted) + n;
+        let c = Checkpoint {
+            first_seq: cut_seq + 1,
+            prev_chain_hash: chain,
+            cut_at: Timestamp::now().to_rfc3339(),
+            deleted,
+        };
+        let b = serde_json::to_vec(&c).map_err(|e| StoreError::Other(e.to_string()))?;
+        batch.insert(checkpoint_key(ws), b);
+        self.db.apply_batch(batch)?;
         Ok(n)
     }
 
-    /// Raw access for tamper tests and tools: the record key of `seq`.
-    pub fn raw_record_key(ws: &str, seq: u64) -> Vec<u8> {
-        record_key(ws, seq)
+    /// Raw access for tamper tests and tools: the stored bytes of the record at `seq`.
+    pub fn raw_record(&self, ws: &str, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some((first, v)) = self.segment_of(ws, seq)? else {
+            return Ok(None);
+        };
+        Ok(frame_at(&v, seq.saturating_sub(first)).map(<[u8]>::to_vec))
+    }
+
+    /// Raw access for tamper tests and tools: rewrite the segment holding `seq` with that
+    /// record replaced by `bytes`, or cut out of it (`None`: the records after it in the
+    /// segment move up one position, as when the bytes are deleted from the file). `false`
+    /// when there is no such record.
+    pub fn raw_set_record(
+        &self,
+        ws: &str,
+        seq: u64,
+        bytes: Option<&[u8]>,
+    ) -> Result<bool, StoreError> {
+        let Some((first, v)) = self.segment_of(ws, seq)? else {
+            return Ok(false);
+        };
+        let Some(fr) = frames(&v) else {
+            return Ok(false);
+        };
+        let at = usize::try_from(seq.saturating_sub(first)).unwrap_or(usize::MAX);
+        if at >= fr.len() {
+            return Ok(false);
+        }
+        let mut seg = Vec::with_capacity(v.len());
+        for (i, r) in fr.into_iter().enumerate() {
+            match (i == at, bytes) {
+                (true, Some(b)) => push_frame(&mut seg, b),
+                (true, None) => {}
+                (false, _) => push_frame(&mut seg, v.get(r).unwrap_or_default()),
+            }
+        }
+        let key = segment_key(ws, first);
+        if seg.is_empty() {
+            self.db.remove(key)?;
+        } else {
+            self.db.insert(key, seg)?;
+        }
+        Ok(true)
+    }
+
+    /// Raw access for tamper tests and tools: the key of the segment holding `seq`.
+    pub fn raw_segment_key(&self, ws: &str, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .segment_of(ws, seq)?
+            .map(|(first, _)| segment_key(ws, first)))
     }
 
     /// The sled handle (tests and tools).
     pub fn db(&self) -> &sled::Db {
         &self.db
-    }
-}
-
-#[cfg(test)]
-mod window_driver_tests {
-    //! The driver choice for an equality filter plus a time window (`TIME_PROBE`).
-
-    use super::*;
-
-    fn event(i: usize) -> Event {
-        let mut e = Event::new(crate::store::event::kind::AI_RESPONSE, "w", "r")
-            .event_id(format!("e{i}"))
-            .route(if i % 2 == 0 { "a" } else { "b" });
-        e.evidence.recorded_at = Timestamp {
-            secs: 1_790_812_800 + i as i64,
-            nanos: 0,
-        }
-        .to_rfc3339();
-        e
-    }
-
-    fn all_pages(s: &Store, from: usize, to: usize) -> (Vec<String>, usize) {
-        let mut q = Query {
-            eq: vec![("route_path".into(), "a".into())],
-            recorded_from: Some((1_790_812_800 + from as i64) * 1_000_000),
-            recorded_to: Some((1_790_812_800 + to as i64) * 1_000_000),
-            limit: 20,
-            ..Query::default()
-        };
-        let mut ids = Vec::new();
-        let mut cursor_len = 0;
-        loop {
-            let p = s.query("w", &q).unwrap();
-            for r in &p.events {
-                assert_eq!(r["route_path"], "a");
-                ids.push(r["event_id"].as_str().unwrap().to_string());
-            }
-            match p.next_cursor {
-                Some(c) => {
-                    cursor_len = c.len();
-                    q.cursor = Some(c);
-                }
-                None => return (ids, cursor_len),
-            }
-        }
-    }
-
-    #[test]
-    fn small_window_drives_by_time_and_pages_completely() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path(), 8 << 20).unwrap();
-        let n = TIME_PROBE + 200;
-        let events: Vec<Event> = (0..n).map(event).collect();
-        s.write(&mut HashMap::new(), events.clone()).unwrap();
-        // 100 seconds = 101 events, 51 on route a: time-driven (16-byte cursor = 32 hex).
-        let (ids, cursor_len) = all_pages(&s, 100, 200);
-        let want: Vec<String> = (100..=200)
-            .rev()
-            .filter(|i| i % 2 == 0)
-            .map(|i| format!("e{i}"))
-            .collect();
-        assert_eq!(
-            ids, want,
-            "newest recorded_at first, every page, no duplicate"
-        );
-        assert_eq!(cursor_len, 32);
-        // The whole range (> TIME_PROBE entries): driven by the route index (8-byte cursor).
-        let (ids, cursor_len) = all_pages(&s, 0, n);
-        assert_eq!(ids.len(), n / 2);
-        assert_eq!(cursor_len, 16);
     }
 }

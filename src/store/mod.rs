@@ -11,7 +11,9 @@
 //! starts (`EventSink::reserve`): a store that cannot keep up slows the intake of new calls
 //! (bounded by `queue_wait`; a call that got no slot is counted in
 //! `parapet_calls_unrecorded_total` and logged) instead of piling up pending events in
-//! memory. `StoreService::shutdown` drains the queue.
+//! memory. `StoreService::shutdown` drains the queue. After each flushed batch the writer
+//! records the chain heads in the anchor file (`db::ANCHOR_FILE`), which `verify` compares
+//! with the chain.
 
 pub mod db;
 pub mod event;
@@ -380,14 +382,13 @@ fn write_batch(store: &Store, heads: &mut HashMap<String, db::Head>, msgs: Vec<M
     let result = store
         .write(heads, all)
         .and_then(|w| store.flush().map(|()| w));
-    metrics::event_batch_written(count, started.elapsed());
     if result.is_ok() {
-        // The anchor lives outside sled: written after the flush, so it never claims a head
-        // the store does not hold (see db.rs, verify).
+        // After the flush: the anchor never claims more than is on disk.
         if let Err(e) = store.write_anchor(heads) {
             tracing::error!(error = %e, "chain anchor not updated");
         }
     }
+    metrics::event_batch_written(count, started.elapsed());
     match result {
         Ok(written) => {
             let new = written

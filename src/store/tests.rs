@@ -1,5 +1,8 @@
 //! Store unit tests: write/dedup, query filters and cursor, verify detects edit / delete /
-//! reorder / tail loss, retention keeps the chain verifiable, writer group commit.
+//! reorder / tail loss, retention keeps the chain verifiable, writer group commit and the
+//! chain anchor; the format-2 mechanisms (segment lookup at boundaries, posting lists across
+//! batches, time buckets, retention through a segment, tampering inside a segment, the
+//! format check); and an ignored measurement of the writer's cost per event.
 
 use super::db::{Query, Store, Written};
 use super::event::{kind, Event};
@@ -172,11 +175,16 @@ fn query_filters_and_cursor() {
 }
 
 fn edit(s: &Store, seq: u64, f: impl FnOnce(&mut serde_json::Value)) {
-    let k = Store::raw_record_key("w1", seq);
     let mut v: serde_json::Value =
-        serde_json::from_slice(&s.db().get(&k).unwrap().unwrap()).unwrap();
+        serde_json::from_slice(&s.raw_record("w1", seq).unwrap().unwrap()).unwrap();
     f(&mut v);
-    s.db().insert(k, serde_json::to_vec(&v).unwrap()).unwrap();
+    assert!(s
+        .raw_set_record("w1", seq, Some(&serde_json::to_vec(&v).unwrap()))
+        .unwrap());
+}
+
+fn delete(s: &Store, seq: u64) {
+    assert!(s.raw_set_record("w1", seq, None).unwrap());
 }
 
 #[test]
@@ -218,29 +226,25 @@ fn verify_detects_edit_delete_reorder_and_tail_loss() {
     // Deletion in the middle.
     let (_d, s) = open();
     fill(&s, 5);
-    s.db().remove(Store::raw_record_key("w1", 3)).unwrap();
+    delete(&s, 3);
     let b = s.verify("w1").unwrap().broken.unwrap();
     assert_eq!(b.seq, 3);
     assert!(b.reason.contains("missing"));
     // Reorder: swap two records.
     let (_d, s) = open();
     fill(&s, 5);
-    let (k2, k4) = (
-        Store::raw_record_key("w1", 2),
-        Store::raw_record_key("w1", 4),
-    );
     let (v2, v4) = (
-        s.db().get(&k2).unwrap().unwrap(),
-        s.db().get(&k4).unwrap().unwrap(),
+        s.raw_record("w1", 2).unwrap().unwrap(),
+        s.raw_record("w1", 4).unwrap().unwrap(),
     );
-    s.db().insert(&k2, v4).unwrap();
-    s.db().insert(&k4, v2).unwrap();
+    s.raw_set_record("w1", 2, Some(&v4)).unwrap();
+    s.raw_set_record("w1", 4, Some(&v2)).unwrap();
     let b = s.verify("w1").unwrap().broken.unwrap();
     assert_eq!(b.seq, 2);
     // Tail deletion.
     let (_d, s) = open();
     fill(&s, 5);
-    s.db().remove(Store::raw_record_key("w1", 5)).unwrap();
+    delete(&s, 5);
     let b = s.verify("w1").unwrap().broken.unwrap();
     assert!(b.reason.contains("missing"), "{}", b.reason);
 }
@@ -289,7 +293,7 @@ fn retention_cuts_with_a_checkpoint() {
     .unwrap();
     assert!(s.verify("w1").unwrap().broken.is_none());
     // Deleting the first record after the checkpoint is still detected.
-    s.db().remove(Store::raw_record_key("w1", 12)).unwrap();
+    delete(&s, 12);
     assert!(s.verify("w1").unwrap().broken.is_some());
 }
 
@@ -333,10 +337,648 @@ async fn writer_group_commits_and_drains_on_shutdown() {
         rep.records, 500,
         "every proxy-path event was drained at shutdown"
     );
-    // The writer keeps the anchor up to date: a lost tail is reported.
-    let anchor = s.read_anchor().expect("anchor written by the writer");
-    assert_eq!(anchor["w1"].seq, 500);
-    s.db().remove(Store::raw_record_key("w1", 500)).unwrap();
-    let b = s.verify("w1").unwrap().broken.expect("tail loss detected");
+    assert_eq!(
+        s.read_anchor().unwrap()["w1"].seq,
+        500,
+        "the writer keeps the chain anchor"
+    );
+}
+
+/// A store packing at most `n` records per segment.
+fn open_packed(n: usize) -> (tempfile::TempDir, Store) {
+    let (d, s) = open();
+    (d, s.with_segment_limits(n, 1 << 20))
+}
+
+fn q_eq(eq: &[(&str, &str)], limit: usize, cursor: Option<String>, ascending: bool) -> Query {
+    Query {
+        eq: eq
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+        limit,
+        cursor,
+        ascending,
+        ..Query::default()
+    }
+}
+
+/// Every page of `q` (following the cursor), as the `seq`s of the events.
+fn all_pages(s: &Store, mut q: Query) -> (Vec<u64>, usize) {
+    let mut seqs = Vec::new();
+    let mut pages = 0;
+    loop {
+        let p = s.query("w1", &q).unwrap();
+        pages += 1;
+        seqs.extend(p.events.iter().map(|e| e["seq"].as_u64().unwrap()));
+        match p.next_cursor {
+            Some(c) => q.cursor = Some(c),
+            None => return (seqs, pages),
+        }
+    }
+}
+
+#[test]
+fn segment_lookup_at_boundaries() {
+    let (_d, s) = open_packed(3);
+    let mut heads = HashMap::new();
+    // Batches of 7, 1 and 5 records → segments [1,3] [4,6] [7] [8] [9,11] [12,13].
+    for (b, n) in [(0, 7), (1, 1), (2, 5)] {
+        let events = (0..n)
+            .map(|i| ev("w1", &format!("b{b}-{i}"), "s", "answered"))
+            .collect();
+        s.write(&mut heads, events).unwrap();
+    }
+    let firsts: Vec<u64> = s
+        .db()
+        .scan_prefix(b"r\0w1\0")
+        .map(|kv| {
+            let k = kv.unwrap().0;
+            u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap())
+        })
+        .collect();
+    assert_eq!(firsts, [1, 4, 7, 8, 9, 12]);
+    let ids: Vec<String> = (0..7)
+        .map(|i| format!("b0-{i}"))
+        .chain(["b1-0".to_string()])
+        .chain((0..5).map(|i| format!("b2-{i}")))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let r = s.get("w1", id).unwrap().unwrap();
+        assert_eq!(r["seq"], i as u64 + 1, "{id}");
+        let raw = s.raw_record("w1", i as u64 + 1).unwrap().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(&v["event_id"], id);
+    }
+    assert!(s.raw_record("w1", 0).unwrap().is_none());
+    assert!(s.raw_record("w1", 14).unwrap().is_none(), "past the head");
+    assert!(s.raw_record("w2", 1).unwrap().is_none(), "other workspace");
+    assert_eq!(
+        s.raw_segment_key("w1", 6).unwrap(),
+        s.raw_segment_key("w1", 4).unwrap()
+    );
+    assert!(s.verify("w1").unwrap().broken.is_none());
+    // Unfiltered paging crosses segment boundaries both ways.
+    for limit in [1, 2, 3, 4, 13, 20] {
+        let (asc, _) = all_pages(&s, q_eq(&[], limit, None, true));
+        assert_eq!(asc, (1..=13).collect::<Vec<u64>>(), "limit {limit}");
+        let (desc, _) = all_pages(&s, q_eq(&[], limit, None, false));
+        assert_eq!(desc, (1..=13).rev().collect::<Vec<u64>>(), "limit {limit}");
+    }
+}
+
+#[test]
+fn posting_lists_across_batches_page_both_ways() {
+    let (_d, s) = open_packed(4);
+    let mut heads = HashMap::new();
+    // 6 batches of 7 events; session s{i % 3}, status alternating.
+    let mut seq = 0u64;
+    let mut want_s1 = Vec::new();
+    let mut want_s1_blocked = Vec::new();
+    for b in 0..6 {
+        let mut events = Vec::new();
+        for i in 0..7 {
+            seq += 1;
+            let n = b * 7 + i;
+            let status = if n % 2 == 0 { "answered" } else { "blocked" };
+            let session = format!("s{}", n % 3);
+            if session == "s1" {
+                want_s1.push(seq);
+                if status == "blocked" {
+                    want_s1_blocked.push(seq);
+                }
+            }
+            events.push(ev("w1", &format!("e{n}"), &session, status));
+        }
+        s.write(&mut heads, events).unwrap();
+    }
+    for limit in [1, 2, 3, 5, 100] {
+        let (asc, pages) = all_pages(&s, q_eq(&[("session_id", "s1")], limit, None, true));
+        assert_eq!(asc, want_s1, "limit {limit}");
+        assert!(pages >= want_s1.len() / limit);
+        let (desc, _) = all_pages(&s, q_eq(&[("session_id", "s1")], limit, None, false));
+        let mut rev = want_s1.clone();
+        rev.reverse();
+        assert_eq!(desc, rev, "limit {limit}");
+        // Driver (session_id) + post-filter (final_status).
+        let (both, _) = all_pages(
+            &s,
+            q_eq(
+                &[("final_status", "blocked"), ("session_id", "s1")],
+                limit,
+                None,
+                true,
+            ),
+        );
+        assert_eq!(both, want_s1_blocked, "limit {limit}");
+    }
+    // A cursor taken from an ascending page resumes inside a posting list descending too.
+    let p = s
+        .query("w1", &q_eq(&[("session_id", "s1")], 4, None, true))
+        .unwrap();
+    let c = p.next_cursor.unwrap();
+    let (back, _) = all_pages(&s, q_eq(&[("session_id", "s1")], 2, Some(c), false));
+    let mut want: Vec<u64> = want_s1[..3].to_vec();
+    want.reverse();
+    assert_eq!(back, want);
+    // request_id groups a call; a value never seen gives nothing.
+    assert_eq!(
+        all_pages(&s, q_eq(&[("request_id", "req-1")], 10, None, true))
+            .0
+            .len(),
+        42
+    );
+    assert!(
+        all_pages(&s, q_eq(&[("session_id", "nope")], 10, None, true))
+            .0
+            .is_empty()
+    );
+    let bad = s.query(
+        "w1",
+        &q_eq(&[("session_id", "s1")], 4, Some("00ff".into()), true),
+    );
+    assert!(bad.is_err(), "a cursor of the wrong shape is refused");
+}
+
+#[test]
+fn time_buckets_filter_exactly_at_their_boundaries() {
+    let (_d, s) = open_packed(2);
+    let mut heads = HashMap::new();
+    let times = [
+        "1969-12-31T23:59:59.5Z",
+        "1970-01-01T00:00:00Z",
+        "2026-04-08T10:00:00.999999Z",
+        "2026-04-08T10:00:01Z",
+        "2026-04-08T10:00:01.5Z",
+        "2026-04-08T10:00:01.999999Z",
+        "2026-04-08T10:00:02Z",
+        "2026-04-08T10:00:00.5Z",
+    ];
+    // Two batches, so one bucket holds lists from both.
+    for chunk in times.iter().enumerate().collect::<Vec<_>>().chunks(4) {
+        let events = chunk
+            .iter()
+            .map(|(i, t)| {
+                let mut e = ev("w1", &format!("t{i}"), "s", "answered");
+                e.evidence.recorded_at = t.to_string();
+                e
+            })
+            .collect();
+        s.write(&mut heads, events).unwrap();
+    }
+    let at = |t: &str| Timestamp::parse(t).unwrap().micros();
+    let ids = |from: Option<&str>, to: Option<&str>, limit: usize, asc: bool| -> Vec<String> {
+        let mut q = Query {
+            recorded_from: from.map(at),
+            recorded_to: to.map(at),
+            limit,
+            ascending: asc,
+            ..Query::default()
+        };
+        let mut out = Vec::new();
+        loop {
+            let p = s.query("w1", &q).unwrap();
+            out.extend(
+                p.events
+                    .iter()
+                    .map(|e| e["event_id"].as_str().unwrap().to_string()),
+            );
+            match p.next_cursor {
+                Some(c) => q.cursor = Some(c),
+                None => return out,
+            }
+        }
+    };
+    for limit in [1, 2, 3, 100] {
+        // Bucket order (second), then seq order inside a bucket.
+        assert_eq!(
+            ids(
+                Some("2026-04-08T10:00:01Z"),
+                Some("2026-04-08T10:00:01.5Z"),
+                limit,
+                true
+            ),
+            ["t3", "t4"]
+        );
+        assert_eq!(
+            ids(
+                Some("2026-04-08T10:00:00.999999Z"),
+                Some("2026-04-08T10:00:01.999998Z"),
+                limit,
+                true
+            ),
+            ["t2", "t3", "t4"]
+        );
+        assert_eq!(
+            ids(Some("2026-04-08T10:00:00Z"), None, limit, true),
+            ["t2", "t7", "t3", "t4", "t5", "t6"]
+        );
+        assert_eq!(
+            ids(Some("2026-04-08T10:00:00Z"), None, limit, false),
+            ["t6", "t5", "t4", "t3", "t7", "t2"]
+        );
+        assert_eq!(
+            ids(None, Some("1970-01-01T00:00:00Z"), limit, true),
+            ["t0", "t1"],
+            "before the epoch sorts first"
+        );
+        assert!(ids(Some("2026-04-08T10:00:02.000001Z"), None, limit, true).is_empty());
+    }
+    // Time range + index filter: the index drives, the range filters.
+    let p = s
+        .query(
+            "w1",
+            &Query {
+                eq: vec![("session_id".into(), "s".into())],
+                recorded_from: Some(at("2026-04-08T10:00:01.5Z")),
+                limit: 10,
+                ascending: true,
+                ..Query::default()
+            },
+        )
+        .unwrap();
+    let got: Vec<&str> = p
+        .events
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, ["t4", "t5", "t6"]);
+}
+
+#[test]
+fn retention_cuts_through_a_segment() {
+    let (_d, s) = open_packed(4);
+    let mut heads = HashMap::new();
+    let events = (0..10)
+        .map(|i| ev("w1", &format!("e{i}"), &format!("s{}", i % 2), "answered"))
+        .collect();
+    s.write(&mut heads, events).unwrap(); // segments [1-4] [5-8] [9-10]
+    let future = Timestamp::now().micros() + 1_000_000;
+    assert_eq!(s.retain("w1", future, 6).unwrap(), 6);
+    let rep = s.verify("w1").unwrap();
+    assert!(rep.broken.is_none(), "{rep:?}");
+    assert_eq!((rep.records, rep.first_seq), (4, Some(7)));
+    assert_eq!(
+        s.raw_segment_key("w1", 8).unwrap(),
+        s.raw_segment_key("w1", 7).unwrap(),
+        "the straddling segment now starts at the cut"
+    );
+    assert!(s.raw_record("w1", 6).unwrap().is_none());
+    assert!(s.get("w1", "e5").unwrap().is_none());
+    assert_eq!(s.get("w1", "e6").unwrap().unwrap()["seq"], 7);
+    // The posting lists straddling the cut were trimmed: no dangling seqs scanned.
+    for (session, want) in [("s0", vec![7u64, 9]), ("s1", vec![8, 10])] {
+        let (asc, _) = all_pages(&s, q_eq(&[("session_id", session)], 1, None, true));
+        assert_eq!(asc, want);
+    }
+    let list = s
+        .db()
+        .scan_prefix(b"i\0w1\0")
+        .map(|kv| kv.unwrap().1.len())
+        .sum::<usize>();
+    assert!(list > 0);
+    let (all, _) = all_pages(&s, q_eq(&[], 3, None, false));
+    assert_eq!(all, [10, 9, 8, 7]);
+    // Writing continues the chain; a second cut removes the rest.
+    s.write(&mut heads, vec![ev("w1", "n", "s0", "answered")])
+        .unwrap();
+    assert!(s.verify("w1").unwrap().broken.is_none());
+    assert_eq!(s.retain("w1", future, 100).unwrap(), 5);
+    let rep = s.verify("w1").unwrap();
+    assert!(rep.broken.is_none() && rep.records == 0, "{rep:?}");
+    assert_eq!(
+        s.db().scan_prefix(b"i\0w1\0").count(),
+        0,
+        "no postings left"
+    );
+    assert_eq!(
+        s.db().scan_prefix(b"t\0w1\0").count(),
+        0,
+        "no time lists left"
+    );
+    assert_eq!(
+        s.db().scan_prefix(b"d\0w1\0").count(),
+        0,
+        "no event ids left"
+    );
+}
+
+#[test]
+fn tampering_inside_a_packed_segment_is_reported() {
+    let setup = || {
+        let (d, s) = open_packed(8);
+        fill(&s, 20); // segments [1-8] [9-16] [17-20]
+        (d, s)
+    };
+    // Edit of the last record of a segment.
+    let (_d, s) = setup();
+    edit(&s, 8, |v| v["output_summary"] = "changed".into());
+    let b = s.verify("w1").unwrap().broken.unwrap();
+    assert_eq!(b.seq, 8);
+    assert!(b.reason.contains("evidence_hash"), "{}", b.reason);
+    // One record cut out of the middle of a segment.
+    let (_d, s) = setup();
+    delete(&s, 11);
+    let b = s.verify("w1").unwrap().broken.unwrap();
+    assert_eq!(b.seq, 11);
     assert!(b.reason.contains("missing"), "{}", b.reason);
+    // A whole segment deleted.
+    let (_d, s) = setup();
+    let k = s.raw_segment_key("w1", 12).unwrap().unwrap();
+    s.db().remove(k).unwrap();
+    let b = s.verify("w1").unwrap().broken.unwrap();
+    assert_eq!(b.seq, 9);
+    assert!(b.reason.contains("missing"), "{}", b.reason);
+    // A segment whose framing is broken (bytes cut off its end).
+    let (_d, s) = setup();
+    let k = s.raw_segment_key("w1", 9).unwrap().unwrap();
+    let v = s.db().get(&k).unwrap().unwrap();
+    s.db().insert(&k, &v[..v.len() - 3]).unwrap();
+    let b = s.verify("w1").unwrap().broken.unwrap();
+    assert_eq!(b.seq, 9);
+    assert!(b.reason.contains("unreadable"), "{}", b.reason);
+    // Two segments swapped (keys kept): the first record at the wrong position is reported.
+    let (_d, s) = setup();
+    let (k1, k2) = (
+        s.raw_segment_key("w1", 1).unwrap().unwrap(),
+        s.raw_segment_key("w1", 9).unwrap().unwrap(),
+    );
+    let (v1, v2) = (
+        s.db().get(&k1).unwrap().unwrap(),
+        s.db().get(&k2).unwrap().unwrap(),
+    );
+    s.db().insert(&k1, v2).unwrap();
+    s.db().insert(&k2, v1).unwrap();
+    let b = s.verify("w1").unwrap().broken.unwrap();
+    assert_eq!(b.seq, 1);
+}
+
+#[test]
+fn a_store_of_another_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.insert(b"e\0w1\0\0\0\0\0\0\0\0\x01", b"{}".to_vec())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(dir.path(), 8 << 20).err().unwrap().to_string();
+    assert!(err.contains("format-1"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.insert(b"v\0format", b"3".to_vec()).unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(dir.path(), 8 << 20).err().unwrap().to_string();
+    assert!(err.contains("unsupported store format"), "{err}");
+    // A new store gets the format key and opens again.
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path(), 8 << 20).unwrap());
+    assert!(Store::open(dir.path(), 8 << 20).is_ok());
+}
+
+/// Process CPU (user + system, all threads incl. sled's flusher) and this thread's CPU, µs.
+fn cpu_micros() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // Fields after the comm: state is [0], utime is field 14 → [11], stime [12]; 100 Hz.
+    let process = (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) * 10_000;
+    let sched = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let thread = sched
+        .split_whitespace()
+        .next()
+        .and_then(|x| x.parse::<u64>().ok())
+        .unwrap_or(0)
+        / 1000;
+    (process, thread)
+}
+
+/// Bytes this process passed to write(2)/pwrite(2) so far (`wchar` of /proc/self/io).
+fn written_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("wchar: ")
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The two events a proxied call records (`src/proxy/record.rs`), ~1 KB each.
+fn proxy_call(i: usize) -> Vec<Event> {
+    let rid = format!("req-{i:08x}-{}", "5f3a".repeat(6));
+    let base = |k: &str| {
+        Event::new(k, "default", rid.as_str())
+            .route("openai")
+            .endpoint("openai-primary")
+            .provider("openai")
+            .model("gpt-4o-mini")
+    };
+    let text = "Summarize the attached quarterly report for the board, keeping the figures \
+                and the risks; answer in five bullet points with one sentence each. ";
+    let req = base(kind::AI_REQUEST)
+        .decision("allow")
+        .violations(&[])
+        .final_status("allowed")
+        .set("method", "POST")
+        .set("path", "/v1/chat/completions")
+        .set("stream", i % 2 == 0)
+        .set("api", "openai_chat")
+        .input_summary(&text.repeat(4), 200);
+    let resp = base(kind::AI_RESPONSE)
+        .latency_ms(812.345)
+        .violations(&[])
+        .status(200)
+        .ttft_ms(120.5)
+        .set("upstream_ttfb_ms", 95.25)
+        .set(
+            "usage",
+            serde_json::json!({"prompt_tokens": 812, "completion_tokens": 164, "total_tokens": 976}),
+        )
+        .set("finish_reason", "stop")
+        .output_summary(&text.repeat(4), 200);
+    vec![req, resp]
+}
+
+/// Writer cost per event: `Store::write` + `flush` per batch (what `write_batch` does), for
+/// proxy-like events at several batch sizes. Run with
+/// `cargo test --release --lib store::tests::writer_cpu_per_event -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn writer_cpu_per_event() {
+    let sample = serde_json::to_vec(
+        &super::db::build_record(
+            proxy_call(0).remove(1),
+            1,
+            super::evidence::GENESIS,
+            "2026-01-01T00:00:00Z",
+        )
+        .0,
+    )
+    .unwrap();
+    eprintln!("record size: {} bytes", sample.len());
+    // Building the records (JSON, hashes) without sled, for comparison.
+    let events: Vec<Event> = (0..4096).flat_map(proxy_call).collect();
+    let (_, t0) = cpu_micros();
+    let mut prev = super::evidence::GENESIS.to_string();
+    for (i, e) in events.into_iter().enumerate() {
+        let (r, _, chain) = super::db::build_record(e, i as u64 + 1, &prev, "2026-01-01T00:00:00Z");
+        std::hint::black_box(serde_json::to_vec(&r).unwrap());
+        prev = chain;
+    }
+    let (_, t1) = cpu_micros();
+    eprintln!(
+        "record build + serialize only: {:.1} µs/event",
+        (t1 - t0) as f64 / 8192.0
+    );
+    // The anchor file the writer rewrites after each flushed batch.
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), 8 << 20).unwrap();
+        let heads: HashMap<String, super::db::Head> = (0..3)
+            .map(|i| {
+                let h = super::db::Head {
+                    seq: 1_000_000 + i,
+                    chain_hash: super::evidence::GENESIS.into(),
+                };
+                (format!("ws{i}"), h)
+            })
+            .collect();
+        let (p0, t0) = cpu_micros();
+        for _ in 0..2000 {
+            s.write_anchor(&heads).unwrap();
+        }
+        let (p1, t1) = cpu_micros();
+        eprintln!(
+            "anchor write (3 workspaces): {:.1} µs writer CPU, {:.1} µs process CPU per batch",
+            (t1 - t0) as f64 / 2000.0,
+            (p1 - p0) as f64 / 2000.0
+        );
+    }
+    // PARAPET_BENCH_SEGMENT=records,bytes: other segment limits.
+    let seg: Option<(usize, usize)> = std::env::var("PARAPET_BENCH_SEGMENT").ok().and_then(|v| {
+        let (r, b) = v.split_once(',')?;
+        Some((r.parse().ok()?, b.parse().ok()?))
+    });
+    eprintln!("batch\tevents\tproc_cpu_us/ev\twriter_cpu_us/ev\twall_us/ev\tkeys/ev\twritten_B/ev");
+    let only: Option<usize> = std::env::var("PARAPET_BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    for (batch, total) in [(2usize, 4_000usize), (32, 16_384), (512, 32_768)] {
+        if only.is_some_and(|b| b != batch) {
+            continue;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path(), 64 << 20).unwrap();
+        if let Some((r, b)) = seg {
+            s = s.with_segment_limits(r, b);
+        }
+        let mut heads = HashMap::new();
+        // Warm-up: a tree that is not empty.
+        let warm: Vec<Event> = (0..2048).flat_map(proxy_call).collect();
+        for c in warm.chunks(512) {
+            s.write(&mut heads, c.to_vec()).unwrap();
+        }
+        s.flush().unwrap();
+        let events: Vec<Event> = (0..total / 2)
+            .flat_map(|i| proxy_call(10_000 + i))
+            .collect();
+        let mut chunks: Vec<Vec<Event>> = events.chunks(batch).map(|c| c.to_vec()).collect();
+        let keys0 = s.db().len();
+        let (p0, t0) = cpu_micros();
+        let b0 = written_bytes();
+        let w0 = std::time::Instant::now();
+        let n_batches = chunks.len();
+        for c in chunks.drain(..) {
+            s.write(&mut heads, c).unwrap();
+            s.flush().unwrap();
+        }
+        let wall = w0.elapsed().as_micros() as f64;
+        let (p1, t1) = cpu_micros();
+        let bytes = (written_bytes() - b0) as f64;
+        let keys = (s.db().len() - keys0) as f64 + n_batches as f64; // + head rewrite
+        let n = total as f64;
+        eprintln!(
+            "{batch}\t{total}\t{:.1}\t{:.1}\t{:.1}\t{:.2}\t{:.0}",
+            (p1 - p0) as f64 / n,
+            (t1 - t0) as f64 / n,
+            wall / n,
+            keys / n,
+            bytes / n
+        );
+        if batch == 512 {
+            read_costs(&s, &events);
+        }
+    }
+}
+
+/// Wall µs of typical reads on the store the 512-event run left (about 37k records).
+fn read_costs(s: &Store, events: &[Event]) {
+    let time = |name: &str, runs: u32, f: &dyn Fn() -> usize| {
+        let t = std::time::Instant::now();
+        let mut n = 0;
+        for _ in 0..runs {
+            n = f();
+        }
+        eprintln!(
+            "read {name}: {:.0} µs ({n} records)",
+            t.elapsed().as_micros() as f64 / f64::from(runs)
+        );
+    };
+    let q = |eq: &[(&str, &str)], limit: usize, asc: bool| Query {
+        eq: eq
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+        limit,
+        ascending: asc,
+        ..Query::default()
+    };
+    let page = |q: Query| s.query("default", &q).unwrap().events.len();
+    let mid = &events[events.len() / 2];
+    let rid = mid.request_id.clone().unwrap_or_default();
+    let eid = mid.evidence.event_id.clone();
+    time("newest 20", 200, &|| page(q(&[], 20, false)));
+    time("oldest 100", 100, &|| page(q(&[], 100, true)));
+    time("request_id (a call)", 500, &|| {
+        page(q(&[("request_id", rid.as_str())], 20, false))
+    });
+    time("event_id", 1000, &|| {
+        usize::from(s.get("default", &eid).unwrap().is_some())
+    });
+    time("type=ai.request newest 20", 200, &|| {
+        page(q(&[("type", "ai.request")], 20, false))
+    });
+    let now = Timestamp::now().micros();
+    time("last 60 s newest 20", 200, &|| {
+        s.query(
+            "default",
+            &Query {
+                recorded_from: Some(now - 60_000_000),
+                limit: 20,
+                ..Query::default()
+            },
+        )
+        .unwrap()
+        .events
+        .len()
+    });
+    time("export all (pages of 1000)", 3, &|| {
+        let mut q = q(&[], 1000, true);
+        let mut n = 0;
+        loop {
+            let p = s.query("default", &q).unwrap();
+            n += p.events.len();
+            match p.next_cursor {
+                Some(c) => q.cursor = Some(c),
+                None => return n,
+            }
+        }
+    });
 }
