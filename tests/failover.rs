@@ -372,3 +372,28 @@ error_rate_threshold = 1.5
         assert!(err.contains(needle), "missing `{needle}` in:\n{err}");
     }
 }
+
+#[tokio::test]
+async fn no_failover_after_the_first_byte_went_out() {
+    let (a, b) = (mock().await, mock().await);
+    a.set_fault(always(PlannedFault::Fault(Fault::Cut(3))));
+    let p = start(&cfg("cut_mid_stre", &a.url(), &b.url(), "")).await;
+    let url = format!("http://{}/v1/chat/completions", p.data_addr);
+    let req = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(&url)
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            serde_json::to_vec(&chat(true)).unwrap(),
+        )))
+        .unwrap();
+    let resp = client().request(req).await.expect("response head");
+    assert_eq!(resp.status(), 200);
+    let got = http_body_util::BodyExt::collect(resp.into_body()).await;
+    // The stream was accepted (its first event was fine) and then cut: the client sees the
+    // cut, the fallback is never asked.
+    assert!(got.is_err(), "the cut reaches the client as a broken body");
+    assert!(b.requests().is_empty(), "no failover mid-stream");
+    assert_eq!(a.requests().len(), 1);
+    p.shutdown().await;
+}
