@@ -76,18 +76,23 @@ async fn status_503_fails_over_with_mapped_model_and_is_recorded() {
     assert_eq!(a.requests().len(), 1);
     let got = b.requests();
     assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("x-request-id").as_deref(), Some("fo-503"));
     assert_eq!(
         got[0].json().unwrap()["model"],
         "gpt-4o-mini-fallback",
         "fallback gets its model name"
     );
+    // Streamed too: the 503 comes before any stream byte.
+    let r = post(&url, &[], &chat(true)).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("data: [DONE]"));
     assert_eq!(
         metric(
             &p,
             r#"parapet_failovers_total{from="a",reason="status",route="status_503_f",to="b"}"#
         )
         .await,
-        1.0
+        2.0
     );
     // Recorded: failover.attempt, and the answer's failover path.
     let store_events = wait_events(&p, "fo-503").await;
