@@ -312,6 +312,9 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
+/// Most events in a time window for it to drive a query that also has an equality filter.
+pub const TIME_PROBE: usize = 2_048;
+
 /// Candidates scanned per page before returning a partial page with a cursor.
 pub const SCAN_BUDGET: usize = 50_000;
 
@@ -733,8 +736,25 @@ impl Store {
                 .map(|(_, v)| index_prefix(ws, *byte, v))
         });
         let timed = q.recorded_from.is_some() || q.recorded_to.is_some();
+        let time_key = ws_key(b't', ws);
+        let time_lo = time_prefix(ws, q.recorded_from.unwrap_or(i64::MIN));
+        let time_hi = with_seq(time_prefix(ws, q.recorded_to.unwrap_or(i64::MAX)), u64::MAX);
+        // With an equality filter and a time window, a window holding at most `TIME_PROBE`
+        // events drives instead of the index (the index alone can mean loading a large part
+        // of the workspace to read `recorded_at`). A later page keeps the first page's
+        // driver: a time cursor is bucket + seq (16 bytes), an index cursor a seq (8).
+        let by_time = timed
+            && match (&driver, &q.cursor) {
+                (None, _) => true,
+                (Some(_), Some(c)) => c.len() == 32,
+                (Some(_), None) => {
+                    self.count_postings(time_lo.clone()..=time_hi.clone(), TIME_PROBE)?
+                        <= TIME_PROBE
+                }
+            };
+        let driver = if by_time { None } else { driver };
         // Position bytes of a candidate: (time bucket) + seq.
-        let pos_len = if driver.is_none() && timed { 16 } else { 8 };
+        let pos_len = if by_time { 16 } else { 8 };
         let cursor = match &q.cursor {
             Some(c) => Some(
                 unhex(c)
@@ -756,10 +776,16 @@ impl Store {
                 self.walk_postings(ws, &prefix, 0, lo, hi, cursor, q.ascending, &mut page)?;
             }
             None if timed => {
-                let prefix = ws_key(b't', ws);
-                let lo = time_prefix(ws, q.recorded_from.unwrap_or(i64::MIN));
-                let hi = with_seq(time_prefix(ws, q.recorded_to.unwrap_or(i64::MAX)), u64::MAX);
-                self.walk_postings(ws, &prefix, 8, lo, hi, cursor, q.ascending, &mut page)?;
+                self.walk_postings(
+                    ws,
+                    &time_key,
+                    8,
+                    time_lo,
+                    time_hi,
+                    cursor,
+                    q.ascending,
+                    &mut page,
+                )?;
             }
             None => {
                 let cursor = cursor.as_deref().and_then(seq_of);
@@ -767,6 +793,23 @@ impl Store {
             }
         }
         Ok(page.page())
+    }
+
+    /// Seqs in the posting lists with keys in `range`, counted up to just above `cap`.
+    fn count_postings(
+        &self,
+        range: std::ops::RangeInclusive<Vec<u8>>,
+        cap: usize,
+    ) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for item in self.db.range(range) {
+            let (_, v) = item?;
+            n += decode_postings(&v).map_or(0, |s| s.len());
+            if n > cap {
+                break;
+            }
+        }
+        Ok(n)
     }
 
     /// Walk posting lists with keys in `lo..=hi` (`prefix` + `group_len` group bytes +

@@ -249,6 +249,14 @@ impl Timestamp {
     }
 
     /// Microseconds since the Unix epoch (index keys, range filters).
+    /// The instant `micros` microseconds after the Unix epoch.
+    pub fn from_micros(micros: i64) -> Timestamp {
+        Timestamp {
+            secs: micros.div_euclid(1_000_000),
+            nanos: u32::try_from(micros.rem_euclid(1_000_000) * 1000).unwrap_or(0),
+        }
+    }
+
     pub fn micros(&self) -> i64 {
         self.secs
             .saturating_mul(1_000_000)
