@@ -402,3 +402,78 @@ async fn no_failover_after_the_first_byte_went_out() {
     assert_eq!(a.requests().len(), 1);
     p.shutdown().await;
 }
+
+#[tokio::test]
+async fn each_attempt_carries_its_endpoint_credential_on_virtual_routes() {
+    let (a, b) = (mock().await, mock().await);
+    a.set_fault(always(PlannedFault::Status(
+        StatusCode::SERVICE_UNAVAILABLE,
+    )));
+    let vkey = "pk-failover-virtual";
+    let text = format!(
+        r#"
+[[endpoints]]
+id = "a"
+kind = "openai"
+base_url = "{}"
+api_key_env = "KEY_A"
+[[endpoints]]
+id = "b"
+kind = "openai"
+base_url = "{}"
+api_key_env = "KEY_B"
+[[routes]]
+id = "virt"
+path_prefix = "/v1/"
+endpoint = "a"
+auth = "virtual"
+[[failover_policies]]
+id = "fo"
+route_id = "virt"
+primary_endpoint = "a"
+fallback_endpoints = ["b"]
+[[keys]]
+id = "k"
+sha256 = "{}"
+"#,
+        a.url(),
+        b.url(),
+        parapet::auth::KeyHash::of(vkey.as_bytes()).to_hex()
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = vec![
+        ("PARAPET_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+        (
+            "PARAPET_ADMIN_LISTEN".to_string(),
+            "127.0.0.1:0".to_string(),
+        ),
+        ("PARAPET_POLICIES_DIR".to_string(), no_policies()),
+        (
+            "PARAPET_DATA_DIR".to_string(),
+            dir.path().display().to_string(),
+        ),
+    ];
+    let config =
+        parapet::config::load_str(&text, std::path::Path::new("t.toml"), &env, &|v| match v {
+            "KEY_A" => Some("sk-provider-a".to_string()),
+            "KEY_B" => Some("sk-provider-b".to_string()),
+            _ => None,
+        })
+        .expect("valid config");
+    let p = parapet::Server::start(config).await.expect("start");
+    let url = format!("http://{}/v1/chat/completions", p.data_addr);
+    let auth = format!("Bearer {vkey}");
+    let r = post(&url, &[("authorization", &auth)], &chat(false)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent_a = a.requests();
+    let sent_b = b.requests();
+    assert_eq!(
+        sent_a[0].header("authorization").as_deref(),
+        Some("Bearer sk-provider-a")
+    );
+    assert_eq!(
+        sent_b[0].header("authorization").as_deref(),
+        Some("Bearer sk-provider-b")
+    );
+    p.shutdown().await;
+}
