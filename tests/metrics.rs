@@ -133,6 +133,18 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64>
         .map(|s| s.value)
 }
 
+/// This server's `/admin/status` document.
+async fn admin_status(p: &parapet::Server) -> serde_json::Value {
+    send(
+        Method::GET,
+        &format!("http://{}/admin/status", p.admin_addr),
+        &[],
+        "",
+    )
+    .await
+    .json()
+}
+
 #[tokio::test]
 async fn metrics_parse_and_count_reloads() {
     let m = MockUpstream::start(MockConfig::default()).await.unwrap();
@@ -196,14 +208,7 @@ async fn metrics_parse_and_count_reloads() {
     // `parapet_policy_rules` is process-wide: other tests of this binary start servers with
     // other policy sets concurrently, so the server's own count is checked on /admin/status.
     assert!(value(&after, "parapet_policy_rules", &[]).is_some());
-    let status = send(
-        Method::GET,
-        &format!("http://{}/admin/status", p.admin_addr),
-        &[],
-        "",
-    )
-    .await
-    .json();
+    let status = admin_status(&p).await;
     assert_eq!(status["policies"]["rules"], 1, "{status}");
 
     // A broken file: counted as an error, flagged by the last-reload gauge.
@@ -222,14 +227,7 @@ async fn metrics_parse_and_count_reloads() {
         value(&broken, "parapet_config_last_reload_successful", &[]),
         Some(0.0)
     );
-    let status = send(
-        Method::GET,
-        &format!("http://{}/admin/status", p.admin_addr),
-        &[],
-        "",
-    )
-    .await
-    .json();
+    let status = admin_status(&p).await;
     assert_eq!(
         status["policies"]["rules"], 1,
         "old snapshot stays: {status}"

@@ -82,7 +82,7 @@ pub(super) async fn send(
         None => std::slice::from_ref(route.primary()),
     };
     let max_attempts = policy.map_or(1, |p| p.max_attempts);
-    let breaker_of = |ep: &Endpoint| runtime.upstreams.breaker(&ep.id).cloned();
+    let breaker_of = |ep: &Endpoint| runtime.upstreams.breaker(&ep.id);
 
     // First pass honours the breakers; if it tried nothing (all open), a second pass tries
     // the skipped endpoints in order.
@@ -91,13 +91,13 @@ pub(super) async fn send(
     let mut last_failure: Option<Failure> = None;
     let mut prev: Option<(Arc<Endpoint>, &'static str)> = None;
     for pass in 0..2 {
-        let list: Vec<Arc<Endpoint>> = if pass == 0 {
-            candidates.to_vec()
-        } else if attempts == 0 {
-            std::mem::take(&mut skipped)
-        } else {
-            break;
+        // Pass 1 only walks what pass 0 skipped (and never skips again).
+        let second = match (pass, attempts) {
+            (0, _) => Vec::new(),
+            (_, 0) => std::mem::take(&mut skipped),
+            _ => break,
         };
+        let list: &[Arc<Endpoint>] = if pass == 0 { candidates } else { &second };
         for (i, ep) in list.iter().enumerate() {
             if attempts >= max_attempts {
                 break;
@@ -133,7 +133,7 @@ pub(super) async fn send(
             let more = attempts + 1 < max_attempts
                 && list[i + 1..]
                     .iter()
-                    .any(|next| breaker_of(next).is_none_or_closedish());
+                    .any(|next| breaker_of(next).map_or(true, |b| b.state() != State::Open));
             attempts += 1;
             if let Some(rec) = seen.record.as_deref_mut() {
                 rec.attempts.push(ep.id.clone());
@@ -187,17 +187,6 @@ pub(super) async fn send(
 /// Milliseconds since the call started.
 fn call_ms(started: Instant) -> f64 {
     (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0
-}
-
-trait MaybeOpen {
-    /// Not known to be open (a candidate worth keeping a fallback for).
-    fn is_none_or_closedish(&self) -> bool;
-}
-
-impl MaybeOpen for Option<Arc<crate::upstream::Breaker>> {
-    fn is_none_or_closedish(&self) -> bool {
-        self.as_ref().map_or(true, |b| b.state() != State::Open)
-    }
 }
 
 /// One attempt. `Ok` = accept this answer (success, or a final answer the policy does not

@@ -330,7 +330,7 @@ impl CallRecord {
                 .set("tool_index", call.index)
                 .set(
                     "arguments",
-                    summary_of(&self.mask(&call.arguments, chars), chars),
+                    crate::store::summary(&self.mask(&call.arguments, chars), chars),
                 );
             if let Some(name) = &call.name {
                 e = e.set("tool_name", self.policies.mask_all(name));
@@ -389,11 +389,10 @@ impl CallRecord {
         let Some(format) = self.format else {
             return Answer::default();
         };
-        let bytes: Vec<u8> = self
-            .captured
-            .iter()
-            .flat_map(|b| b.iter().copied())
-            .collect();
+        let mut bytes = Vec::with_capacity(self.captured_len);
+        for chunk in &self.captured {
+            bytes.extend_from_slice(chunk);
+        }
         if bytes.is_empty() {
             return Answer::default();
         }
@@ -412,10 +411,6 @@ fn violation_event(base: Event, v: &Violation) -> Event {
         .set("side", v.side)
         .set("enforced", v.enforced)
         .set("location", v.location.as_str())
-}
-
-fn summary_of(text: &str, chars: usize) -> String {
-    crate::store::summary(text, chars)
 }
 
 fn ms(d: Duration) -> f64 {
