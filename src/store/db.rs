@@ -36,6 +36,7 @@ use serde_json::{Map, Value};
 
 use super::event::{Event, Evidence};
 use super::evidence::{chain_link, evidence_hash, record_hash, Timestamp, GENESIS};
+use super::record::{ingested_at_json, Prepared};
 
 /// Indexed filter fields (seed-003 filters plus `request_id` and `type`), with their key byte.
 pub const INDEXED: [(&str, u8); 8] = [
@@ -595,16 +596,26 @@ impl Store {
         heads: &mut HashMap<String, Head>,
         events: Vec<Event>,
     ) -> Result<Vec<Written>, StoreError> {
+        self.write_prepared(heads, events.into_iter().map(Prepared::new).collect())
+    }
+
+    /// [`Store::write`] of records already prepared by the producers (the writer thread's
+    /// path: only `seq`, `ingested_at`, `record_hash` and the chain link are done here).
+    pub fn write_prepared(
+        &self,
+        heads: &mut HashMap<String, Head>,
+        events: Vec<Prepared>,
+    ) -> Result<Vec<Written>, StoreError> {
         let mut staged: HashMap<String, Head> = HashMap::new();
         let mut seen: HashMap<(String, String), u64> = HashMap::new();
         let mut segments: HashMap<String, Segments> = HashMap::new();
         let mut postings: HashMap<Vec<u8>, Vec<u64>> = HashMap::new();
         let mut batch = sled::Batch::default();
         let mut out = Vec::with_capacity(events.len());
-        let now = Timestamp::now().to_rfc3339();
+        let now = ingested_at_json(Timestamp::now());
         for ev in events {
-            let ws = &ev.workspace.clone();
-            let id = &ev.evidence.event_id.clone();
+            let ws = &ev.workspace;
+            let id = &ev.event_id;
             let fresh = ev.fresh_id;
             if !fresh {
                 if let Some(seq) = seen.get(&(ws.clone(), id.clone())) {
@@ -639,35 +650,44 @@ impl Store {
                 continue;
             };
             let seq = head.seq + 1;
-            let (record, eh, chain) = build_record(ev, seq, &head.chain_hash, &now);
-            let bytes =
-                serde_json::to_vec(&record).map_err(|e| StoreError::Other(e.to_string()))?;
-            for p in posting_prefixes(ws, &record) {
-                postings.entry(p).or_default().push(seq);
+            for (field, value) in &ev.indexed {
+                postings
+                    .entry(index_prefix(ws, *field, value))
+                    .or_default()
+                    .push(seq);
+            }
+            if let Some(t) = ev.recorded_micros {
+                postings.entry(time_prefix(ws, t)).or_default().push(seq);
             }
             batch.insert(dedup_key(ws, id), &seq.to_be_bytes()[..]);
-            let seg = segments.entry(ws.clone()).or_insert_with(|| Segments {
-                first: seq,
-                count: 0,
-                buf: Vec::new(),
-            });
+            let seg = match segments.get_mut(ws) {
+                Some(seg) => seg,
+                None => segments.entry(ws.clone()).or_insert(Segments {
+                    first: seq,
+                    count: 0,
+                    buf: Vec::with_capacity(self.segment_bytes + 4096),
+                }),
+            };
             if seg.count >= self.segment_records || seg.buf.len() >= self.segment_bytes {
-                let full = std::mem::take(&mut seg.buf);
+                let full = std::mem::replace(
+                    &mut seg.buf,
+                    Vec::with_capacity(self.segment_bytes + 4096),
+                );
                 batch.insert(segment_key(ws, seg.first), full);
                 seg.first = seq;
                 seg.count = 0;
             }
-            push_frame(&mut seg.buf, &bytes);
+            let linked = ev.link_into(seq, &now, &head.chain_hash, &mut seg.buf);
             seg.count += 1;
             head.seq = seq;
-            head.chain_hash = chain;
+            head.chain_hash = linked.chain_hash;
             if !fresh {
                 seen.insert((ws.clone(), id.clone()), seq);
             }
             out.push(Written::New {
                 seq,
-                event_id: id.clone(),
-                evidence_hash: eh,
+                event_id: ev.event_id,
+                evidence_hash: ev.evidence_hash,
             });
         }
         for (ws, seg) in segments {

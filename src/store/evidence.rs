@@ -38,17 +38,23 @@ pub const GENESIS: &str = "sha256:0000000000000000000000000000000000000000000000
 
 /// `sha256:<lowercase hex>` of bytes.
 pub fn sha256_tagged(bytes: &[u8]) -> String {
-    let d = Sha256::digest(bytes);
-    let mut s = String::with_capacity(71);
+    tagged_hex(&Sha256::digest(bytes))
+}
+
+/// `sha256:` followed by the lowercase hex of a digest.
+pub fn tagged_hex(digest: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(7 + 2 * digest.len());
     s.push_str("sha256:");
-    for b in d {
-        s.push_str(&format!("{b:02x}"));
+    for b in digest {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
     s
 }
 
-fn escape(s: &str, comma: bool) -> String {
-    let mut out = String::with_capacity(s.len());
+/// Append `s` with the canonical-string escapes (`\\` `\n` `\r`, and `,` when `comma`).
+fn escape_into(out: &mut String, s: &str, comma: bool) {
     for c in s.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -58,62 +64,72 @@ fn escape(s: &str, comma: bool) -> String {
             c => out.push(c),
         }
     }
-    out
-}
-
-fn opt(s: &Option<String>) -> String {
-    s.as_deref()
-        .map(|v| escape(v.trim(), false))
-        .unwrap_or_default()
 }
 
 /// The normalized canonical string that `evidence_hash` is the SHA-256 of.
 pub fn canonical_string(ev: &Evidence) -> String {
-    let recorded_at = Timestamp::parse(ev.recorded_at.trim())
-        .map(|t| t.to_rfc3339())
-        .unwrap_or_else(|| escape(ev.recorded_at.trim(), false));
+    let mut out = String::with_capacity(512);
+    let opt = |out: &mut String, v: &Option<String>| {
+        if let Some(v) = v {
+            escape_into(out, v.trim(), false);
+        }
+    };
+    let field = |out: &mut String, i: usize| {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(CANONICAL_FIELDS[i]);
+        out.push('=');
+    };
+    field(&mut out, 0);
+    escape_into(&mut out, ev.schema_version.trim(), false);
+    field(&mut out, 1);
+    opt(&mut out, &ev.project_id);
+    field(&mut out, 2);
+    opt(&mut out, &ev.application_id);
+    field(&mut out, 3);
+    escape_into(&mut out, ev.event_id.trim(), false);
+    field(&mut out, 4);
+    opt(&mut out, &ev.session_id);
+    field(&mut out, 5);
+    match Timestamp::parse(ev.recorded_at.trim()) {
+        Some(t) => out.push_str(&t.to_rfc3339()),
+        None => escape_into(&mut out, ev.recorded_at.trim(), false),
+    }
+    field(&mut out, 6);
+    opt(&mut out, &ev.user_ref);
+    field(&mut out, 7);
+    opt(&mut out, &ev.input_summary);
+    field(&mut out, 8);
+    opt(&mut out, &ev.output_summary);
+    field(&mut out, 9);
+    opt(&mut out, &ev.provider);
+    field(&mut out, 10);
+    opt(&mut out, &ev.model);
+    field(&mut out, 11);
+    opt(&mut out, &ev.route_path);
+    field(&mut out, 12);
+    out.push_str(if ev.fallback_used { "true" } else { "false" });
+    field(&mut out, 13);
     let mut flags: Vec<&str> = ev
         .guard_flags
         .iter()
         .map(|f| f.trim())
         .filter(|f| !f.is_empty())
         .collect();
-    flags.sort_unstable();
-    let flags = if flags.is_empty() {
-        "none".to_string()
+    if flags.is_empty() {
+        out.push_str("none");
     } else {
-        flags
-            .iter()
-            .map(|f| escape(f, true))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let values: [String; 15] = [
-        escape(ev.schema_version.trim(), false),
-        opt(&ev.project_id),
-        opt(&ev.application_id),
-        escape(ev.event_id.trim(), false),
-        opt(&ev.session_id),
-        recorded_at,
-        opt(&ev.user_ref),
-        opt(&ev.input_summary),
-        opt(&ev.output_summary),
-        opt(&ev.provider),
-        opt(&ev.model),
-        opt(&ev.route_path),
-        if ev.fallback_used { "true" } else { "false" }.to_string(),
-        flags,
-        escape(ev.final_status.trim(), false),
-    ];
-    let mut out = String::new();
-    for (i, (name, value)) in CANONICAL_FIELDS.iter().zip(values.iter()).enumerate() {
-        if i > 0 {
-            out.push('\n');
+        flags.sort_unstable();
+        for (i, f) in flags.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            escape_into(&mut out, f, true);
         }
-        out.push_str(name);
-        out.push('=');
-        out.push_str(value);
     }
+    field(&mut out, 14);
+    escape_into(&mut out, ev.final_status.trim(), false);
     out
 }
 
@@ -161,13 +177,39 @@ fn canonical_object(m: &serde_json::Map<String, Value>, skip: &[&str], out: &mut
     out.push('}');
 }
 
-/// A JSON string literal, escaped as serde_json does.
-fn push_json_str(out: &mut String, s: &str) {
-    match serde_json::to_string(s) {
-        Ok(j) => out.push_str(&j),
-        // Serializing a `str` cannot fail; keep the output valid JSON regardless.
-        Err(_) => out.push_str("\"\""),
+/// A JSON string literal, escaped exactly as serde_json does (`"` `\\` and control
+/// characters; `\b \f \n \r \t` short forms, else `\u00xx` lowercase; nothing else).
+pub fn push_json_str(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // `b` is ASCII, so `i` and `i + 1` are char boundaries.
+        out.push_str(&s[start..i]);
+        if short.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        } else {
+            out.push_str(short);
+        }
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
+    out.push('"');
 }
 
 /// Names of the record fields that are not covered by `record_hash` (they are derived).
@@ -191,12 +233,7 @@ pub fn chain_link(prev: &str, evidence_hash: &str, record_hash: &str) -> String 
     h.update(prev.as_bytes());
     h.update(evidence_hash.as_bytes());
     h.update(record_hash.as_bytes());
-    let mut s = String::with_capacity(71);
-    s.push_str("sha256:");
-    for b in h.finalize() {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    tagged_hex(&h.finalize())
 }
 
 /// A point in time (Unix seconds + nanoseconds, UTC), parsed from / printed as RFC 3339.

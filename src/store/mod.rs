@@ -3,6 +3,9 @@
 //! writer thread fed by a bounded queue, writing in batches with one flush per batch (group
 //! commit), plus the `EventSink` handle the proxy and the ingestion API use.
 //!
+//! Producers turn events into [`record::Prepared`] records (canonical JSON, evidence hash)
+//! before queueing them; the writer only assigns `seq`, hashes and links.
+//!
 //! Durability: `EventSink::submit` (ingestion API) returns only after the batch holding its
 //! events was applied and flushed. `EventSink::record` queues without waiting for the flush;
 //! when the queue is full it waits up to `queue_wait` (counted in
@@ -18,6 +21,7 @@
 pub mod db;
 pub mod event;
 pub mod evidence;
+pub mod record;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,12 +33,19 @@ use crate::config::store::StoreConfig;
 use crate::metrics;
 pub use db::{Page, Query, Store, StoreError, WorkspaceReport, Written};
 pub use event::{kind, summary, Event, Evidence};
+use record::Prepared;
+
+/// Hash and serialize events on the producer's thread (a Tokio worker), so the single
+/// writer thread only links them (see [`record`]).
+fn prepare(events: Vec<Event>) -> Vec<Prepared> {
+    events.into_iter().map(Prepared::new).collect()
+}
 
 type Ack = oneshot::Sender<Result<Vec<Written>, StoreError>>;
 
 enum Msg {
     Write {
-        events: Vec<Event>,
+        events: Vec<Prepared>,
         ack: Option<Ack>,
     },
     Retain {
@@ -100,7 +111,10 @@ impl EventSink {
         if n == 0 {
             return;
         }
-        let msg = Msg::Write { events, ack: None };
+        let msg = Msg::Write {
+            events: prepare(events),
+            ack: None,
+        };
         match inner.tx.try_send(msg) {
             Ok(()) => metrics::event_queued(1),
             Err(mpsc::error::TrySendError::Full(msg)) => {
@@ -155,6 +169,7 @@ impl EventSink {
             return Err(StoreError::Other("the event store is disabled".into()));
         };
         let (tx, rx) = oneshot::channel();
+        let events = prepare(events);
         inner
             .tx
             .send(Msg::Write {
@@ -200,7 +215,10 @@ impl Reservation {
         if events.is_empty() {
             return;
         }
-        self.permit.send(Msg::Write { events, ack: None });
+        self.permit.send(Msg::Write {
+            events: prepare(events),
+            ack: None,
+        });
         metrics::event_queued(1);
     }
 }
@@ -380,7 +398,7 @@ fn write_batch(store: &Store, heads: &mut HashMap<String, db::Head>, msgs: Vec<M
     }
     let count = all.len();
     let result = store
-        .write(heads, all)
+        .write_prepared(heads, all)
         .and_then(|w| store.flush().map(|()| w));
     if result.is_ok() {
         // After the flush: the anchor never claims more than is on disk.
