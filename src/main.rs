@@ -8,6 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use parapet::config::{self, LogFormat};
 
+/// mimalloc instead of glibc malloc: the proxy allocates on Tokio workers and frees on the
+/// event writer thread (and back), which glibc's arenas handle poorly (see Cargo.toml).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "parapet",

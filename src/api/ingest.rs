@@ -30,7 +30,7 @@ impl Ctx<'_> {
                 let h = sha256_tagged(format!("{}\n{k}", self.ws()).as_bytes());
                 format!("idem_{}_{i}", &h[7..23])
             }
-            None => uuid::Uuid::new_v4().to_string(),
+            None => uuid::Uuid::now_v7().to_string(),
         }
     }
     fn chars(&self) -> usize {

@@ -669,10 +669,8 @@ impl Store {
                 }),
             };
             if seg.count >= self.segment_records || seg.buf.len() >= self.segment_bytes {
-                let full = std::mem::replace(
-                    &mut seg.buf,
-                    Vec::with_capacity(self.segment_bytes + 4096),
-                );
+                let full =
+                    std::mem::replace(&mut seg.buf, Vec::with_capacity(self.segment_bytes + 4096));
                 batch.insert(segment_key(ws, seg.first), full);
                 seg.first = seq;
                 seg.count = 0;

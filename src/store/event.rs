@@ -84,7 +84,7 @@ pub struct Event {
     pub request_id: Option<String>,
     pub evidence: Evidence,
     pub data: Map<String, Value>,
-    /// The id was generated here (UUID v4, `Event::new`): the writer skips the duplicate
+    /// The id was generated here (UUID v7, `Event::new`): the writer skips the duplicate
     /// lookup. Cleared by [`Event::event_id`].
     pub fresh_id: bool,
 }
@@ -102,11 +102,13 @@ pub fn summary(text: &str, max_chars: usize) -> String {
 }
 
 impl Event {
-    /// A proxy-path event: fresh `event_id` (UUID v4), `recorded_at` now, `record_origin`
-    /// `proxy`, `final_status` from the type (`requested`, `answered`, `error`, ...).
+    /// A proxy-path event: fresh `event_id` (UUID v7: time-ordered, so the writer's
+    /// `event_id` keys go to the end of the key space instead of all over it),
+    /// `recorded_at` now, `record_origin` `proxy`, `final_status` from the type
+    /// (`requested`, `answered`, `error`, ...).
     pub fn new(kind: &str, workspace: impl Into<String>, request_id: impl Into<String>) -> Event {
         let mut evidence = Evidence::new(
-            uuid::Uuid::new_v4().to_string(),
+            uuid::Uuid::now_v7().to_string(),
             Timestamp::now().to_rfc3339(),
         );
         evidence.record_origin = "proxy".into();

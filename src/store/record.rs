@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use super::db::INDEXED;
 use super::event::{Event, Evidence};
-use super::evidence::{canonical_json, chain_link, evidence_hash, push_json_str, tagged_hex};
 use super::evidence::Timestamp;
+use super::evidence::{canonical_json, chain_link, evidence_hash, push_json_str, tagged_hex};
 
 /// An event ready for the writer.
 #[derive(Debug, Clone)]
@@ -359,26 +359,28 @@ mod tests {
                 ],
             ),
         )
-            .prop_map(|((kind, ws, rid, id, sess, sum, model, fb), (flags, cs, md, data, op, fs, at))| {
-                let mut e = Event::new(&kind, ws, "r");
-                e.request_id = rid;
-                e.evidence.event_id = id;
-                e.evidence.session_id = sess.clone();
-                e.evidence.project_id = sess;
-                e.evidence.input_summary = sum.clone();
-                e.evidence.output_summary = sum;
-                e.evidence.model = model.clone();
-                e.evidence.route_path = model;
-                e.evidence.fallback_used = fb;
-                e.evidence.guard_flags = flags;
-                e.evidence.confidence_signals = cs;
-                e.evidence.metadata = md;
-                e.data = data;
-                e.evidence.operator_action = op;
-                e.evidence.final_status = fs;
-                e.evidence.recorded_at = at;
-                e
-            })
+            .prop_map(
+                |((kind, ws, rid, id, sess, sum, model, fb), (flags, cs, md, data, op, fs, at))| {
+                    let mut e = Event::new(&kind, ws, "r");
+                    e.request_id = rid;
+                    e.evidence.event_id = id;
+                    e.evidence.session_id = sess.clone();
+                    e.evidence.project_id = sess;
+                    e.evidence.input_summary = sum.clone();
+                    e.evidence.output_summary = sum;
+                    e.evidence.model = model.clone();
+                    e.evidence.route_path = model;
+                    e.evidence.fallback_used = fb;
+                    e.evidence.guard_flags = flags;
+                    e.evidence.confidence_signals = cs;
+                    e.evidence.metadata = md;
+                    e.data = data;
+                    e.evidence.operator_action = op;
+                    e.evidence.final_status = fs;
+                    e.evidence.recorded_at = at;
+                    e
+                },
+            )
     }
 
     proptest! {
