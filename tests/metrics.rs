@@ -2,7 +2,8 @@
 //! `name{labels} value`, every `# TYPE` is valid and precedes its samples), and carries the
 //! series this side owns: reload results, build info, policy rule count, in-flight gauge; and
 //! the data-plane series recorded by the proxy (calls by status class, duration, overhead,
-//! upstream TTFB, stream TTFT, policy evaluation, violations, redactions, denials), plus the
+//! upstream TTFB, stream TTFT, policy evaluation, violations, redactions, denials, failovers,
+//! breaker state), plus the
 //! `x-parapet-overhead-ms` header. The registry is process-wide, so counters are compared
 //! before/after, never absolutely.
 
@@ -12,7 +13,7 @@ use std::collections::BTreeMap;
 
 use common::*;
 use http::Method;
-use parapet::mock::{MockConfig, MockUpstream};
+use parapet::mock::{FaultPlan, MockConfig, MockUpstream, PlannedFault};
 use parapet::Server;
 use serde_json::json;
 
@@ -283,7 +284,27 @@ const GITHUB_TOKEN: &str = "ghp_R8x2LqT7vN4mK9pW3zY6bH1cJ5dF0gS2aE7u";
 #[tokio::test]
 async fn proxied_calls_move_request_latency_and_policy_series() {
     let m = MockUpstream::start(MockConfig::default()).await.unwrap();
-    let p = start(&guarded_config(&m.url(), "")).await;
+    let fallback = MockUpstream::start(MockConfig::default()).await.unwrap();
+    // The `openai` route fails over from `oa` to `fb` on a 503 (only: the plain upstream
+    // failure below is a 502 and reaches the client).
+    let cfg = format!(
+        r#"{}
+[[endpoints]]
+id = "fb"
+kind = "openai"
+base_url = "{}"
+api_key_env = "TEST_PROVIDER_KEY"
+[[failover_policies]]
+id = "fo"
+route_id = "openai"
+primary_endpoint = "oa"
+fallback_endpoints = ["fb"]
+retry_on_status = [503]
+"#,
+        guarded_config(&m.url(), ""),
+        fallback.url()
+    );
+    let p = start(&cfg).await;
     let url = format!("http://{}/v1/chat/completions", p.data_addr);
     let chat = |text: &str| json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]});
     let (_, before) = scrape(&p).await;
@@ -304,8 +325,17 @@ async fn proxied_calls_move_request_latency_and_policy_series() {
     let r = post(&url, &[], &chat(&format!("deploy with {GITHUB_TOKEN}"))).await;
     assert_eq!(r.status, 400, "{}", r.text());
     // Upstream failure.
-    let r = post(&url, &[("x-mock-status", "503")], &chat("hi")).await;
-    assert_eq!(r.status, 503, "{}", r.text());
+    let r = post(&url, &[("x-mock-status", "502")], &chat("hi")).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    // Failed over: the primary answers 503, the fallback 200.
+    m.set_fault(Some(FaultPlan {
+        fault: PlannedFault::Status(http::StatusCode::SERVICE_UNAVAILABLE),
+        rate: 1.0,
+    }));
+    let r = post(&url, &[], &chat("fail me over")).await;
+    m.set_fault(None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(fallback.requests().len(), 1);
     // No route: counted under the `-` route.
     let r = post(
         &format!("http://{}/v2/elsewhere", p.data_addr),
@@ -327,7 +357,7 @@ async fn proxied_calls_move_request_latency_and_policy_series() {
     };
     let (mut types, mut after) = scrape(&p).await;
     for _ in 0..100 {
-        if routed(&after) >= routed(&before) + 5.0 {
+        if routed(&after) >= routed(&before) + 6.0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -362,6 +392,35 @@ async fn proxied_calls_move_request_latency_and_policy_series() {
     assert!(requests("2xx") >= 3.0, "2xx {}", requests("2xx"));
     assert!(requests("4xx") >= 1.0, "4xx {}", requests("4xx"));
     assert!(requests("5xx") >= 1.0, "5xx {}", requests("5xx"));
+    // The failed-over call: counted under the endpoint that answered, and as a failover.
+    let via_fallback = delta(
+        "parapet_requests_total",
+        &[
+            ("route", "openai"),
+            ("endpoint", "fb"),
+            ("status_class", "2xx"),
+        ],
+    );
+    assert!(via_fallback >= 1.0, "via fallback {via_fallback}");
+    let failovers = delta(
+        "parapet_failovers_total",
+        &[
+            ("route", "openai"),
+            ("from", "oa"),
+            ("to", "fb"),
+            ("reason", "status"),
+        ],
+    );
+    assert!(failovers >= 1.0, "failovers {failovers}");
+    assert_eq!(
+        types.get("parapet_failovers_total").map(String::as_str),
+        Some("counter")
+    );
+    // One 503 in the breaker's window is far below `min_requests`: `oa` stays closed.
+    assert_eq!(
+        value(&after, "parapet_endpoint_state", &[("endpoint", "oa")]),
+        Some(0.0)
+    );
     let no_route = delta(
         "parapet_requests_total",
         &[("route", "-"), ("endpoint", "-"), ("status_class", "4xx")],
@@ -369,15 +428,16 @@ async fn proxied_calls_move_request_latency_and_policy_series() {
     assert!(no_route >= 1.0, "no route {no_route}");
 
     let openai = [("route", "openai")];
-    assert!(delta("parapet_request_duration_seconds_count", &openai) >= 5.0);
-    assert!(delta("parapet_overhead_seconds_count", &openai) >= 5.0);
+    assert!(delta("parapet_request_duration_seconds_count", &openai) >= 6.0);
+    assert!(delta("parapet_overhead_seconds_count", &openai) >= 6.0);
     assert!(delta("parapet_overhead_seconds_count", &[("route", "-")]) >= 1.0);
     // The denied call never reached the upstream: four upstream heads.
     assert!(delta("parapet_upstream_ttfb_seconds_count", &[("endpoint", "oa")]) >= 4.0);
+    assert!(delta("parapet_upstream_ttfb_seconds_count", &[("endpoint", "fb")]) >= 1.0);
     assert!(delta("parapet_stream_ttft_seconds_count", &openai) >= 1.0);
-    // Request side evaluated on the five routed calls, response side on the two buffered 2xx.
-    assert!(delta("parapet_policy_eval_seconds_count", &[("side", "request")]) >= 5.0);
-    assert!(delta("parapet_policy_eval_seconds_count", &[("side", "response")]) >= 2.0);
+    // Request side evaluated on the six routed calls, response side on the three buffered 2xx.
+    assert!(delta("parapet_policy_eval_seconds_count", &[("side", "request")]) >= 6.0);
+    assert!(delta("parapet_policy_eval_seconds_count", &[("side", "response")]) >= 3.0);
     // Histogram sums are in seconds and plausible (a local call takes far below 10 s).
     let overhead_sum = delta("parapet_overhead_seconds_sum", &openai);
     assert!(overhead_sum > 0.0 && overhead_sum < 10.0, "{overhead_sum}");
@@ -415,6 +475,7 @@ async fn proxied_calls_move_request_latency_and_policy_series() {
     }
     p.shutdown().await;
     m.shutdown().await;
+    fallback.shutdown().await;
 }
 
 /// A streamed call counts in flight and is finished (counted, timed) when its body ends, not
