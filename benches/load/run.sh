@@ -2,7 +2,7 @@
 # Load harness: throughput and latency of direct-to-mock vs through Parapet vs through nginx.
 #
 #   bash benches/load/run.sh [--quick] [--connections N] [--duration S] [--threads N]
-#                            [--latency-ms N] [--no-build]
+#                            [--latency-ms N] [--low-rounds N] [--no-build]
 #                            [--targets direct,parapet,parapet-norec,nginx]
 # Env: PARAPET_BENCH_POLICIES=DIR runs Parapet with that policy directory (default: none).
 #
@@ -10,7 +10,9 @@
 # parapet-mock (--no-record), Parapet (passthrough config) and nginx (proxy_pass with a
 # keepalive upstream), then runs wrk against each target for a non-streaming and a
 # streaming (SSE) chat completion. `parapet` records every call in its event store (the
-# default); `parapet-norec` is the same with `[store] enabled = false`. Prints a markdown table and writes it to
+# default); `parapet-norec` is the same with `[store] enabled = false`. Then, with direct and
+# parapet, LOW_ROUNDS interleaved one-connection chat cells compare Parapet's overhead
+# histogram with the latency difference wrk measures. Prints markdown tables and writes them to
 # benches/load/results.md. All traffic stays on 127.0.0.1; every wait is bounded; every
 # process started here is stopped on exit. See docs/BENCHMARKS.md.
 set -euo pipefail
@@ -19,6 +21,7 @@ CONNS=32
 DURATION=10
 THREADS=2
 LATENCY_MS=0
+LOW_ROUNDS=3
 TARGETS="direct,parapet,nginx"
 BUILD=1
 QUICK=0
@@ -32,16 +35,19 @@ while [ $# -gt 0 ]; do
     --duration) DURATION="${2:?}"; shift ;;
     --threads) THREADS="${2:?}"; shift ;;
     --latency-ms) LATENCY_MS="${2:?}"; shift ;;
+    --low-rounds) LOW_ROUNDS="${2:?}"; shift ;;
     --targets) TARGETS="${2:?}"; shift ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
   shift
 done
-for n in "$CONNS" "$DURATION" "$THREADS" "$LATENCY_MS"; do
+for n in "$CONNS" "$DURATION" "$THREADS" "$LATENCY_MS" "$LOW_ROUNDS"; do
   [[ "$n" =~ ^[0-9]+$ ]] || die "not a number: $n"
 done
+# Low-load overhead cells (see below): half the main cell duration, at least 2 s.
+LOW_DURATION=$(( DURATION > 4 ? DURATION / 2 : 2 ))
 [ "$THREADS" -le "$CONNS" ] || THREADS="$CONNS"
 IFS=',' read -r -a TARGET_LIST <<< "$TARGETS"
 for t in "${TARGET_LIST[@]}"; do
@@ -136,6 +142,7 @@ BASE[direct]="$MOCK_URL"
 
 # --- parapet -----------------------------------------------------------------------------
 PARAPET_PID=""
+declare -A TPID
 IDLE_RSS=""
 PEAK_RSS=0
 # start_parapet TARGET STORE_ENABLED: sets BASE[TARGET]; the `parapet` target's admin port
@@ -196,6 +203,7 @@ TOML
     sleep 0.1
   done
   BASE[$t]="http://127.0.0.1:$p_port"
+  TPID[$t]="$pid"
   if [ "$t" = parapet ]; then
     PARAPET_PID="$pid"; A_PORT="$a_port"
   fi
@@ -262,8 +270,9 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer sk-bench-client"
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("RESULT %d %d %d %d %d %d\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99), e.status, e.connect + e.read + e.write + e.timeout))
+  io.write(string.format("RESULT %d %d %d %d %d %d %.1f\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e.status, e.connect + e.read + e.write + e.timeout,
+    latency.mean))
 end
 LUA
 done
@@ -278,7 +287,9 @@ for t in "${TARGET_LIST[@]}"; do
   [[ "$out" == *'data: [DONE]'* ]] || die "$t: unexpected stream answer: ${out:0:300}"
 done
 
-declare -A RPS P50 P99 ERR OVH
+declare -A RPS P50 P99 ERR OVH CPU
+# CPU time (user + system, in clock ticks) a process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # Sum and count of Parapet's own overhead histogram (all routes), from its /metrics.
 overhead_totals() {
   curl -s --max-time 5 "http://127.0.0.1:$A_PORT/metrics" |
@@ -288,6 +299,8 @@ run_one() { # target kind
   local t="$1" kind="$2" out line wpid deadline rss before after
   echo "measuring $t/$kind: ${CONNS} connections, ${DURATION}s..." >&2
   [ "$t" = parapet ] && before="$(overhead_totals)"
+  local c0=0 pid="${TPID[$t]:-}"
+  [ -n "$pid" ] && c0="$(cpu_ticks "$pid")"
   wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$WORK/$kind.lua" \
     "${BASE[$t]}/v1/chat/completions" >"$WORK/wrk-$t-$kind.txt" 2>&1 &
   wpid=$!
@@ -302,7 +315,11 @@ run_one() { # target kind
   done
   wait "$wpid" || die "wrk failed for $t/$kind: $(tail -n 5 "$WORK/wrk-$t-$kind.txt")"
   line="$(grep '^RESULT ' "$WORK/wrk-$t-$kind.txt" | tail -n1)" || die "no wrk result for $t/$kind"
-  read -r _ req dur p50 p99 non2xx sockerr <<< "$line"
+  read -r _ req dur p50 p99 non2xx sockerr _ <<< "$line"
+  if [ -n "$pid" ]; then
+    CPU[$t.$kind]="$(awk -v a="$c0" -v b="$(cpu_ticks "$pid")" -v r="$req" -v hz="$(getconf CLK_TCK)" \
+      'BEGIN { if (r > 0) printf "%.1f", (b - a) / hz * 1e6 / r; else print "n/a" }')"
+  fi
   RPS[$t.$kind]="$(awk -v r="$req" -v d="$dur" 'BEGIN { printf "%.0f", r / (d / 1e6) }')"
   P50[$t.$kind]="$(awk -v v="$p50" 'BEGIN { printf "%.2f", v / 1000 }')"
   P99[$t.$kind]="$(awk -v v="$p99" 'BEGIN { printf "%.2f", v / 1000 }')"
@@ -316,6 +333,33 @@ run_one() { # target kind
 for kind in chat stream; do
   for t in "${TARGET_LIST[@]}"; do run_one "$t" "$kind"; done
 done
+
+# Overhead agreement at low load: one connection (no queueing in front of Parapet, so the
+# latency it adds is its own work plus the extra loopback hop), direct and parapet
+# interleaved over LOW_ROUNDS rounds; the internal figure is the overhead histogram's mean
+# over the same calls. Round-to-round spread of the external difference is the noise.
+declare -a LOW
+if has_target parapet && has_target direct; then
+  for round in $(seq 1 "$LOW_ROUNDS"); do
+    row="$round"
+    for t in direct parapet; do
+      echo "low-load round $round: $t/chat, 1 connection, ${LOW_DURATION}s..." >&2
+      [ "$t" = parapet ] && before="$(overhead_totals)"
+      wrk -t1 -c1 -d"${LOW_DURATION}s" --timeout 10s -s "$WORK/chat.lua" \
+        "${BASE[$t]}/v1/chat/completions" >"$WORK/low-$t-$round.txt" 2>&1 ||
+        die "wrk failed for low-load $t: $(tail -n 5 "$WORK/low-$t-$round.txt")"
+      line="$(grep '^RESULT ' "$WORK/low-$t-$round.txt" | tail -n1)" || die "no wrk result (low-load $t)"
+      read -r _ req _ p50 _ _ _ mean <<< "$line"
+      row="$row $mean $p50"
+      if [ "$t" = parapet ]; then
+        after="$(overhead_totals)"
+        row="$row $(awk -v b="$before" -v a="$after" 'BEGIN { split(b, x, " "); split(a, y, " ");
+          n = y[2] - x[2]; if (n > 0) printf "%.1f", (y[1] - x[1]) / n * 1e6; else print "nan" }')"
+      fi
+    done
+    LOW+=("$row")
+  done
+fi
 
 ratio() { # numerator denominator
   if [ -n "${1:-}" ] && [ -n "${2:-}" ] && [ "$2" != 0 ]; then
@@ -350,6 +394,24 @@ REPORT="$WORK/results.md"
       d="$(has_target direct && awk -v a="${P50[parapet.$kind]}" -v b="${P50[direct.$kind]}" 'BEGIN { printf "%.2f", a - b }' || echo n/a)"
       echo "| $kind | $(ratio "${RPS[parapet.$kind]:-}" "${RPS[direct.$kind]:-}") | $(ratio "${RPS[parapet.$kind]:-}" "${RPS[nginx.$kind]:-}") | $(ratio "${RPS[parapet.$kind]:-}" "${RPS[parapet-norec.$kind]:-}") | $d | ${OVH[$kind]:-n/a} |"
     done
+    echo
+    echo "| workload | parapet CPU µs/request | parapet-norec CPU µs/request | recording on/off CPU per request |"
+    echo "| --- | ---: | ---: | ---: |"
+    for kind in chat stream; do
+      echo "| $kind | ${CPU[parapet.$kind]:-n/a} | ${CPU[parapet-norec.$kind]:-n/a} | $(ratio "${CPU[parapet.$kind]:-}" "${CPU[parapet-norec.$kind]:-}") |"
+    done
+    if [ "${#LOW[@]}" -gt 0 ]; then
+      echo
+      echo "Overhead agreement at low load (chat, 1 connection, ${LOW_DURATION}s per cell, direct and parapet interleaved):"
+      echo
+      echo "| round | direct mean µs | parapet mean µs | external difference (mean) µs | direct p50 µs | parapet p50 µs | external difference (p50) µs | overhead mean from /metrics µs | external (mean) - internal µs |"
+      echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+      for row in "${LOW[@]}"; do
+        read -r r dm dp pm pp ov <<< "$row"
+        awk -v r="$r" -v dm="$dm" -v dp="$dp" -v pm="$pm" -v pp="$pp" -v ov="$ov" 'BEGIN {
+          printf "| %s | %.1f | %.1f | %.1f | %d | %d | %d | %.1f | %.1f |\n", r, dm, pm, pm - dm, dp, pp, pp - dp, ov, pm - dm - ov }'
+      done
+    fi
     echo
     echo "Event store of parapet after the run: $(curl -s --max-time 5 "http://127.0.0.1:$A_PORT/metrics" |
       awk '/^parapet_events_written_total/ {w += $NF} /^parapet_events_dropped_total/ {d += $NF} /^parapet_event_queue_full_total/ {f += $NF}
