@@ -28,6 +28,10 @@ use parapet::store::evidence::Timestamp;
 use parapet::store::{Event, Store};
 use serde_json::Value;
 
+/// The allocator of the `parapet` binary (src/main.rs), so the in-process figures match it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const KEY: &str = "pk-bench-store";
 const WORKSPACE: &str = "ws-bench";
 

@@ -68,7 +68,9 @@ pub fn inject_provider_key(headers: &mut HeaderMap, ep: &Endpoint) {
     }
 }
 
-/// The client's `x-request-id` if it is reasonable (1–200 visible ASCII chars), else a new UUID.
+/// The client's `x-request-id` if it is reasonable (1–200 visible ASCII chars), else a new
+/// UUID v7 (time-ordered: the event store's `request_id` index keys then append instead of
+/// landing on random pages).
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     if let Some(v) = headers.get(&REQUEST_ID) {
         let b = v.as_bytes();
@@ -76,7 +78,7 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
             return v.clone();
         }
     }
-    let id = uuid::Uuid::new_v4();
+    let id = uuid::Uuid::now_v7();
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     HeaderValue::from_bytes(id.hyphenated().encode_lower(&mut buf).as_bytes())
         .unwrap_or_else(|_| HeaderValue::from_static("invalid"))

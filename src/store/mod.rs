@@ -8,7 +8,9 @@
 //!
 //! Durability: `EventSink::submit` (ingestion API) returns only after the batch holding its
 //! events was applied and flushed. `EventSink::record` queues without waiting for the flush;
-//! when the queue is full it waits up to `queue_wait` (counted in
+//! it is flushed with the next acked batch or within [`PROXY_FLUSH_EVERY`], sharing one
+//! flush and anchor update with the other proxy batches of that interval. When the queue is
+//! full it waits up to `queue_wait` (counted in
 //! `parapet_event_queue_full_total`), then logs and counts a drop
 //! (`parapet_events_dropped_total`). The proxy reserves its call's queue slot when the call
 //! starts (`EventSink::reserve`): a store that cannot keep up slows the intake of new calls
@@ -326,9 +328,43 @@ pub fn verify_dir(dir: &std::path::Path) -> Result<Vec<WorkspaceReport>, String>
         .unwrap_or_else(|_| Err("the store is corrupted (reading it failed)".into()))
 }
 
+/// Longest a batch of proxy-path events (nobody waiting for an ack) stays written but not
+/// flushed: such batches share one flush (and one anchor update) per interval instead of one
+/// each. A batch with an ingestion ack is flushed before the ack, always.
+pub const PROXY_FLUSH_EVERY: Duration = Duration::from_millis(10);
+
 fn writer_loop(store: Store, mut rx: mpsc::Receiver<Msg>) {
+    // A current-thread runtime only for the timed receive (flush deadline of unacked writes).
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "event writer cannot start its timer; events are not stored");
+            return;
+        }
+    };
     let mut heads = HashMap::new();
-    while let Some(first) = rx.blocking_recv() {
+    // Since when written batches wait for their flush (`None`: everything is flushed).
+    let mut dirty_since: Option<Instant> = None;
+    loop {
+        let first = match dirty_since {
+            None => rt.block_on(rx.recv()),
+            Some(t) => {
+                let left = PROXY_FLUSH_EVERY.saturating_sub(t.elapsed());
+                // The timer must be created inside the runtime: build it in the future.
+                match rt.block_on(async { tokio::time::timeout(left, rx.recv()).await }) {
+                    Ok(m) => m,
+                    Err(_) => {
+                        flush_and_anchor(&store, &mut heads);
+                        dirty_since = None;
+                        continue;
+                    }
+                }
+            }
+        };
+        let Some(first) = first else { break };
         let mut msgs = vec![first];
         let mut n_events = 0usize;
         let mut control = None;
@@ -351,7 +387,7 @@ fn writer_loop(store: Store, mut rx: mpsc::Receiver<Msg>) {
         }
         metrics::event_dequeued(msgs.len() + usize::from(control.is_some()));
         if !msgs.is_empty() {
-            write_batch(&store, &mut heads, msgs, n_events);
+            write_batch(&store, &mut heads, msgs, n_events, &mut dirty_since);
         }
         match control {
             Some(Msg::Retain { cutoff_micros, ack }) => {
@@ -368,25 +404,47 @@ fn writer_loop(store: Store, mut rx: mpsc::Receiver<Msg>) {
                         }
                     }
                 }
-                if let Err(e) = store.flush() {
-                    tracing::error!(error = %e, "flush after retention failed");
-                }
+                flush_and_anchor(&store, &mut heads);
+                dirty_since = None;
                 let _ = ack.send(total);
             }
             Some(Msg::Shutdown(ack)) => {
-                if let Err(e) = store.flush() {
-                    tracing::error!(error = %e, "final flush failed");
-                }
+                flush_and_anchor(&store, &mut heads);
                 let _ = ack.send(());
                 return;
             }
             _ => {}
         }
     }
-    let _ = store.flush();
+    flush_and_anchor(&store, &mut heads);
 }
 
-fn write_batch(store: &Store, heads: &mut HashMap<String, db::Head>, msgs: Vec<Msg>, n: usize) {
+/// Flush, then record the chain heads in the anchor (after the flush: the anchor never
+/// claims more than is on disk). A failed flush clears the cached heads (reloaded from the
+/// store on the next write).
+fn flush_and_anchor(store: &Store, heads: &mut HashMap<String, db::Head>) -> bool {
+    match store.flush() {
+        Ok(()) => {
+            if let Err(e) = store.write_anchor(heads) {
+                tracing::error!(error = %e, "chain anchor not updated");
+            }
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "event store flush failed");
+            heads.clear();
+            false
+        }
+    }
+}
+
+fn write_batch(
+    store: &Store,
+    heads: &mut HashMap<String, db::Head>,
+    msgs: Vec<Msg>,
+    n: usize,
+    dirty_since: &mut Option<Instant>,
+) {
     let started = Instant::now();
     let mut all = Vec::with_capacity(n);
     let mut acks = Vec::with_capacity(msgs.len());
@@ -397,13 +455,16 @@ fn write_batch(store: &Store, heads: &mut HashMap<String, db::Head>, msgs: Vec<M
         }
     }
     let count = all.len();
-    let result = store
-        .write_prepared(heads, all)
-        .and_then(|w| store.flush().map(|()| w));
+    let acked = acks.iter().any(|(_, _, ack)| ack.is_some());
+    let mut result = store.write_prepared(heads, all);
     if result.is_ok() {
-        // After the flush: the anchor never claims more than is on disk.
-        if let Err(e) = store.write_anchor(heads) {
-            tracing::error!(error = %e, "chain anchor not updated");
+        let since = *dirty_since.get_or_insert(started);
+        // Group commit: an ack waits for the flush; unacked batches share one per interval.
+        if acked || since.elapsed() >= PROXY_FLUSH_EVERY {
+            *dirty_since = None;
+            if !flush_and_anchor(store, heads) {
+                result = Err(StoreError::Other("flush failed".into()));
+            }
         }
     }
     metrics::event_batch_written(count, started.elapsed());

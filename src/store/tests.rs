@@ -297,6 +297,45 @@ fn retention_cuts_with_a_checkpoint() {
     assert!(s.verify("w1").unwrap().broken.is_some());
 }
 
+/// Proxy-path batches (no ack) are written at once and flushed within
+/// `PROXY_FLUSH_EVERY` even when nothing else arrives: the anchor (written after each
+/// flush) catches up with the chain without a shutdown.
+#[tokio::test]
+async fn unacked_batches_are_flushed_within_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::config::store::StoreConfig::in_dir(dir.path());
+    let svc = StoreService::start(&cfg).unwrap();
+    let sink = svc.sink();
+    for round in 0..3 {
+        for i in 0..20 {
+            sink.record(ev("w1", &format!("p{round}-{i}"), "s", "answered"))
+                .await;
+            if i % 7 == 0 {
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        }
+        let want = (round + 1) * 20;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let anchored = sink
+                .store()
+                .unwrap()
+                .read_anchor()
+                .and_then(|a| a.get("w1").map(|h| h.seq))
+                .unwrap_or(0);
+            if anchored == want {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: anchor at {anchored}, want {want}: the writer stopped flushing"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    svc.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writer_group_commits_and_drains_on_shutdown() {
     let dir = tempfile::tempdir().unwrap();
