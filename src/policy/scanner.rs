@@ -315,7 +315,11 @@ impl ScannerBuilder {
                     };
                     let value_group = re.capture_names().position(|n| n == Some("v"));
                     let prefiltered = !prefilter.is_empty();
-                    let mut window = None;
+                    // A windowed rule with a prefilter is both gated (it runs only when one
+                    // of its literals occurs) and windowed (then only around its triggers).
+                    let window = Window::new(first.as_deref(), computed, look_free)
+                        .filter(|w| win_union.try_add(&w.first))
+                        .map(Box::new);
                     if prefiltered {
                         for lit in prefilter {
                             if lit.is_empty() {
@@ -325,10 +329,8 @@ impl ScannerBuilder {
                             ac_patterns.push(lit.clone());
                             ac_owner.push(AcEntry::Prefilter(idx));
                         }
-                    } else if let Some(w) = Window::new(first.as_deref(), computed, look_free)
-                        .filter(|w| win_union.try_add(&w.first))
-                    {
-                        window = Some(Box::new(w));
+                    } else if window.is_some() {
+                        // searched in trigger windows, never through the set
                     } else {
                         set_patterns.push(full);
                         set_owner.push(idx);
@@ -348,6 +350,7 @@ impl ScannerBuilder {
                             check: *check,
                             value_group,
                             window,
+                            gated: prefiltered,
                         },
                         max_len,
                     )
@@ -466,6 +469,8 @@ enum RuleImpl {
         value_group: Option<usize>,
         /// Set for rules searched only in windows around their first bytes (see [`Window`]).
         window: Option<Box<Window>>,
+        /// The rule has prefilter literals: it runs only when the literal pass marks it.
+        gated: bool,
     },
     Keywords {
         whole_word: bool,
@@ -568,9 +573,17 @@ impl Scanner {
                 check,
                 value_group,
                 window,
+                gated,
             } = &rule.imp
             {
-                if !is_cand && (window.is_none() || regions.is_empty()) {
+                // Gated and set rules run when marked; ungated windowed rules whenever
+                // the text has trigger regions (the window search is their filter).
+                let runs = match (window, gated) {
+                    (Some(_), false) => !regions.is_empty(),
+                    (Some(_), true) => *is_cand && !regions.is_empty(),
+                    (None, _) => *is_cand,
+                };
+                if !runs {
                     continue;
                 }
                 // Leftmost match starting at or after `at`: over the whole text, or only
