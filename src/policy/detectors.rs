@@ -200,11 +200,16 @@ fn looks_like_date(m: &str) -> bool {
 }
 
 fn phone_shape_ok(m: &str, min_digits: usize) -> bool {
-    let d = digits_of(m.split(['x', 'X', 'e']).next().unwrap_or(""));
-    if d.len() < min_digits || d.len() > 15 {
+    // Digits before an extension marker, counted without allocating: most candidates of
+    // the phone patterns are short numbers rejected here.
+    let head = m.split(['x', 'X', 'e']).next().unwrap_or("");
+    let digits = || head.bytes().filter(u8::is_ascii_digit);
+    let n = digits().count();
+    if n < min_digits || n > 15 {
         return false;
     }
-    if d.bytes().all(|c| c == d.as_bytes()[0]) {
+    let first = digits().next();
+    if digits().all(|c| Some(c) == first) {
         return false;
     }
     !looks_like_date(m)
@@ -985,10 +990,14 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
                 "apikey",
                 "api-key",
                 "access_key",
+                "access-key",
                 "accesskey",
                 "private_key",
+                "private-key",
                 "privatekey",
                 "auth_key",
+                "auth-key",
+                "authkey",
                 "credential",
             ],
             check_assignment,

@@ -103,7 +103,8 @@ pub fn injection_specs() -> Vec<(String, DetectorSpec)> {
             cat,
             20,
             r"(?i)\bfrom\s+now\s+on,?\s+you\s+(?:are|will)\s+(?:going\s+to\s+|have\s+to\s+)?(?:act|be|answer|respond|pretend|play|ignore)\b",
-            &["from now on"],
+            // Every match contains "now" (the spaces around it may be any whitespace).
+            &["now"],
             ok_span,
             Some(128),
         ),
