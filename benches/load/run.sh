@@ -338,7 +338,7 @@ done
 # latency it adds is its own work plus the extra loopback hop), direct and parapet
 # interleaved over LOW_ROUNDS rounds; the internal figure is the overhead histogram's mean
 # over the same calls. Round-to-round spread of the external difference is the noise.
-declare -a LOW
+LOW=()
 if has_target parapet && has_target direct; then
   for round in $(seq 1 "$LOW_ROUNDS"); do
     row="$round"
