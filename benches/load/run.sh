@@ -342,7 +342,9 @@ LOW=()
 if has_target parapet && has_target direct; then
   for round in $(seq 1 "$LOW_ROUNDS"); do
     row="$round"
-    for t in direct parapet; do
+    low_targets=(direct parapet)
+    has_target nginx && low_targets=(direct nginx parapet)
+    for t in "${low_targets[@]}"; do
       echo "low-load round $round: $t/chat, 1 connection, ${LOW_DURATION}s..." >&2
       [ "$t" = parapet ] && before="$(overhead_totals)"
       wrk -t1 -c1 -d"${LOW_DURATION}s" --timeout 10s -s "$WORK/chat.lua" \
@@ -351,6 +353,7 @@ if has_target parapet && has_target direct; then
       line="$(grep '^RESULT ' "$WORK/low-$t-$round.txt" | tail -n1)" || die "no wrk result (low-load $t)"
       read -r _ req _ p50 _ _ _ mean <<< "$line"
       row="$row $mean $p50"
+      [ "$t" = parapet ] && ! has_target nginx && row="$row nan nan"
       if [ "$t" = parapet ]; then
         after="$(overhead_totals)"
         row="$row $(awk -v b="$before" -v a="$after" 'BEGIN { split(b, x, " "); split(a, y, " ");
@@ -404,12 +407,18 @@ REPORT="$WORK/results.md"
       echo
       echo "Overhead agreement at low load (chat, 1 connection, ${LOW_DURATION}s per cell, direct and parapet interleaved):"
       echo
-      echo "| round | direct mean µs | parapet mean µs | external difference (mean) µs | direct p50 µs | parapet p50 µs | external difference (p50) µs | overhead mean from /metrics µs | external (mean) - internal µs |"
-      echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+      echo "| round | direct mean µs | parapet mean µs | external difference (mean) µs | direct p50 µs | parapet p50 µs | external difference (p50) µs | overhead mean from /metrics µs | external (mean) - internal µs | nginx p50 - direct p50 µs (a bare proxy hop) | parapet p50 - nginx p50 µs |"
+      echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
       for row in "${LOW[@]}"; do
-        read -r r dm dp pm pp ov <<< "$row"
-        awk -v r="$r" -v dm="$dm" -v dp="$dp" -v pm="$pm" -v pp="$pp" -v ov="$ov" 'BEGIN {
-          printf "| %s | %.1f | %.1f | %.1f | %d | %d | %d | %.1f | %.1f |\n", r, dm, pm, pm - dm, dp, pp, pp - dp, ov, pm - dm - ov }'
+        if has_target nginx; then
+          read -r r dm dp nm np pm pp ov <<< "$row"
+        else
+          read -r r dm dp pm pp nm np ov <<< "$row"
+        fi
+        awk -v r="$r" -v dm="$dm" -v dp="$dp" -v pm="$pm" -v pp="$pp" -v ov="$ov" -v nm="$nm" -v np="$np" 'BEGIN {
+          if (nm == "nan") { hop = "n/a"; own = "n/a" } else {
+            hop = sprintf("%d", np - dp); own = sprintf("%d", pp - np) }
+          printf "| %s | %.1f | %.1f | %.1f | %d | %d | %d | %.1f | %.1f | %s | %s |\n", r, dm, pm, pm - dm, dp, pp, pp - dp, ov, pm - dm - ov, hop, own }'
       done
     fi
     echo
