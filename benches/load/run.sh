@@ -10,10 +10,10 @@
 # parapet-mock (--no-record), Parapet (passthrough config) and nginx (proxy_pass with a
 # keepalive upstream), then runs wrk against each target for a non-streaming and a
 # streaming (SSE) chat completion. `parapet` records every call in its event store (the
-# default); `parapet-norec` is the same with `[store] enabled = false`. Then, with direct and
-# parapet, LOW_ROUNDS interleaved one-connection chat cells compare Parapet's overhead
-# histogram with the latency difference wrk measures. Prints markdown tables and writes them to
-# benches/load/results.md. All traffic stays on 127.0.0.1; every wait is bounded; every
+# default); `parapet-norec` is the same with `[store] enabled = false`. Then LOW_ROUNDS
+# rounds of interleaved one-connection chat cells (direct, nginx, parapet-norec, parapet:
+# those that are targets) compare Parapet's overhead histogram with the latency wrk adds.
+# Prints markdown tables and writes them to benches/load/results.md. All traffic stays on 127.0.0.1; every wait is bounded; every
 # process started here is stopped on exit. See docs/BENCHMARKS.md.
 set -euo pipefail
 
@@ -142,7 +142,7 @@ BASE[direct]="$MOCK_URL"
 
 # --- parapet -----------------------------------------------------------------------------
 PARAPET_PID=""
-declare -A TPID
+declare -A TPID TADMIN
 IDLE_RSS=""
 PEAK_RSS=0
 # start_parapet TARGET STORE_ENABLED: sets BASE[TARGET]; the `parapet` target's admin port
@@ -204,6 +204,7 @@ TOML
   done
   BASE[$t]="http://127.0.0.1:$p_port"
   TPID[$t]="$pid"
+  TADMIN[$t]="$a_port"
   if [ "$t" = parapet ]; then
     PARAPET_PID="$pid"; A_PORT="$a_port"
   fi
@@ -291,8 +292,8 @@ declare -A RPS P50 P99 ERR OVH CPU
 # CPU time (user + system, in clock ticks) a process has used so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # Sum and count of Parapet's own overhead histogram (all routes), from its /metrics.
-overhead_totals() {
-  curl -s --max-time 5 "http://127.0.0.1:$A_PORT/metrics" |
+overhead_totals() { # [admin port] (default: the parapet target's)
+  curl -s --max-time 5 "http://127.0.0.1:${1:-$A_PORT}/metrics" |
     awk '/^parapet_overhead_seconds_sum/ {s += $NF} /^parapet_overhead_seconds_count/ {c += $NF} END {printf "%s %s", s + 0, c + 0}'
 }
 run_one() { # target kind
@@ -335,32 +336,30 @@ for kind in chat stream; do
 done
 
 # Overhead agreement at low load: one connection (no queueing in front of Parapet, so the
-# latency it adds is its own work plus the extra loopback hop), direct and parapet
-# interleaved over LOW_ROUNDS rounds; the internal figure is the overhead histogram's mean
-# over the same calls. Round-to-round spread of the external difference is the noise.
-LOW=()
-if has_target parapet && has_target direct; then
+# latency it adds is its own work plus the extra loopback hop), the targets interleaved over
+# LOW_ROUNDS rounds; for each Parapet target the internal figure is its overhead
+# histogram's mean over the same calls. nginx, when a target, measures the bare hop.
+# Round-to-round spread of the external differences is the noise.
+declare -A LOWM LOWP LOWO
+LOW_TARGETS=()
+if has_target direct && { has_target parapet || has_target parapet-norec; }; then
+  for t in direct nginx parapet-norec parapet; do has_target "$t" && LOW_TARGETS+=("$t"); done
   for round in $(seq 1 "$LOW_ROUNDS"); do
-    row="$round"
-    low_targets=(direct parapet)
-    has_target nginx && low_targets=(direct nginx parapet)
-    for t in "${low_targets[@]}"; do
+    for t in "${LOW_TARGETS[@]}"; do
       echo "low-load round $round: $t/chat, 1 connection, ${LOW_DURATION}s..." >&2
-      [ "$t" = parapet ] && before="$(overhead_totals)"
+      [ -n "${TADMIN[$t]:-}" ] && before="$(overhead_totals "${TADMIN[$t]}")"
       wrk -t1 -c1 -d"${LOW_DURATION}s" --timeout 10s -s "$WORK/chat.lua" \
         "${BASE[$t]}/v1/chat/completions" >"$WORK/low-$t-$round.txt" 2>&1 ||
         die "wrk failed for low-load $t: $(tail -n 5 "$WORK/low-$t-$round.txt")"
       line="$(grep '^RESULT ' "$WORK/low-$t-$round.txt" | tail -n1)" || die "no wrk result (low-load $t)"
-      read -r _ req _ p50 _ _ _ mean <<< "$line"
-      row="$row $mean $p50"
-      [ "$t" = parapet ] && ! has_target nginx && row="$row nan nan"
-      if [ "$t" = parapet ]; then
-        after="$(overhead_totals)"
-        row="$row $(awk -v b="$before" -v a="$after" 'BEGIN { split(b, x, " "); split(a, y, " ");
-          n = y[2] - x[2]; if (n > 0) printf "%.1f", (y[1] - x[1]) / n * 1e6; else print "nan" }')"
+      read -r _ _ _ p50 _ _ _ mean <<< "$line"
+      LOWM[$round.$t]="$mean"; LOWP[$round.$t]="$p50"
+      if [ -n "${TADMIN[$t]:-}" ]; then
+        LOWO[$round.$t]="$(awk -v b="$before" -v a="$(overhead_totals "${TADMIN[$t]}")" 'BEGIN {
+          split(b, x, " "); split(a, y, " "); n = y[2] - x[2];
+          if (n > 0) printf "%.1f", (y[1] - x[1]) / n * 1e6; else print "nan" }')"
       fi
     done
-    LOW+=("$row")
   done
 fi
 
@@ -403,22 +402,18 @@ REPORT="$WORK/results.md"
     for kind in chat stream; do
       echo "| $kind | ${CPU[parapet.$kind]:-n/a} | ${CPU[parapet-norec.$kind]:-n/a} | $(ratio "${CPU[parapet.$kind]:-}" "${CPU[parapet-norec.$kind]:-}") |"
     done
-    if [ "${#LOW[@]}" -gt 0 ]; then
+    if [ "${#LOW_TARGETS[@]}" -gt 0 ] && [ "$LOW_ROUNDS" -gt 0 ]; then
       echo
-      echo "Overhead agreement at low load (chat, 1 connection, ${LOW_DURATION}s per cell, direct and parapet interleaved):"
+      echo "Overhead agreement at low load (chat, 1 connection, ${LOW_DURATION}s per cell, targets interleaved): p50 and mean latency added over direct, as wrk measures it, beside the mean of parapet_overhead_seconds over the same calls."
       echo
-      echo "| round | direct mean µs | parapet mean µs | external difference (mean) µs | direct p50 µs | parapet p50 µs | external difference (p50) µs | overhead mean from /metrics µs | external (mean) - internal µs | nginx p50 - direct p50 µs (a bare proxy hop) | parapet p50 - nginx p50 µs |"
-      echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-      for row in "${LOW[@]}"; do
-        if has_target nginx; then
-          read -r r dm dp nm np pm pp ov <<< "$row"
-        else
-          read -r r dm dp pm pp nm np ov <<< "$row"
-        fi
-        awk -v r="$r" -v dm="$dm" -v dp="$dp" -v pm="$pm" -v pp="$pp" -v ov="$ov" -v nm="$nm" -v np="$np" 'BEGIN {
-          if (nm == "nan") { hop = "n/a"; own = "n/a" } else {
-            hop = sprintf("%d", np - dp); own = sprintf("%d", pp - np) }
-          printf "| %s | %.1f | %.1f | %.1f | %d | %d | %d | %.1f | %.1f | %s | %s |\n", r, dm, pm, pm - dm, dp, pp, pp - dp, ov, pm - dm - ov, hop, own }'
+      echo "| round | target | p50 µs | mean µs | p50 - direct p50 µs | mean - direct mean µs | overhead histogram mean µs |"
+      echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+      for round in $(seq 1 "$LOW_ROUNDS"); do
+        for t in "${LOW_TARGETS[@]}"; do
+          awk -v r="$round" -v t="$t" -v p="${LOWP[$round.$t]}" -v m="${LOWM[$round.$t]}" \
+            -v dp="${LOWP[$round.direct]}" -v dm="${LOWM[$round.direct]}" -v o="${LOWO[$round.$t]:-n/a}" 'BEGIN {
+            printf "| %s | %s | %d | %.1f | %d | %.1f | %s |\n", r, t, p, m, p - dp, m - dm, o }'
+        done
       done
     fi
     echo
