@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::event::{Event, Evidence};
 use super::evidence::{chain_link, evidence_hash, record_hash, Timestamp, GENESIS};
@@ -263,7 +263,10 @@ fn posting_prefixes(ws: &str, record: &Value) -> Vec<Vec<u8>> {
     out
 }
 
-/// The stored JSON record of an event at `seq`, with its hashes.
+/// The stored JSON record of an event at `seq`, with its hashes, built as a
+/// `serde_json::Value`: the reference form `record::Prepared` is tested against (the writer
+/// does not use it).
+#[cfg(test)]
 pub fn build_record(
     ev: Event,
     seq: u64,
@@ -271,7 +274,7 @@ pub fn build_record(
     ingested_at: &str,
 ) -> (Value, String, String) {
     let eh = evidence_hash(&ev.evidence);
-    let mut m = Map::new();
+    let mut m = serde_json::Map::new();
     m.insert("seq".into(), seq.into());
     m.insert("workspace".into(), ev.workspace.into());
     m.insert("type".into(), ev.kind.into());
@@ -675,10 +678,10 @@ impl Store {
                 seg.first = seq;
                 seg.count = 0;
             }
-            let linked = ev.link_into(seq, &now, &head.chain_hash, &mut seg.buf);
+            let chain = ev.link_into(seq, &now, &head.chain_hash, &mut seg.buf);
             seg.count += 1;
             head.seq = seq;
-            head.chain_hash = linked.chain_hash;
+            head.chain_hash = chain;
             if !fresh {
                 seen.insert((ws.clone(), id.clone()), seq);
             }

@@ -160,7 +160,7 @@ pub fn canonical_json(v: &Value, out: &mut String) {
 }
 
 /// A canonical JSON object without the keys in `skip`.
-fn canonical_object(m: &serde_json::Map<String, Value>, skip: &[&str], out: &mut String) {
+pub fn canonical_object(m: &serde_json::Map<String, Value>, skip: &[&str], out: &mut String) {
     let mut keys: Vec<&String> = m.keys().filter(|k| !skip.contains(&k.as_str())).collect();
     keys.sort_unstable();
     out.push('{');

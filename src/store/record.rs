@@ -10,13 +10,12 @@
 //! `record_hash` inserted at their sorted places, so a stored record is itself canonical.
 //! `tests::prepared_matches_value_form` checks the equivalence on random events.
 
-use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::db::INDEXED;
 use super::event::{Event, Evidence};
 use super::evidence::Timestamp;
-use super::evidence::{canonical_json, chain_link, evidence_hash, push_json_str, tagged_hex};
+use super::evidence::{canonical_object, chain_link, evidence_hash, push_json_str, tagged_hex};
 
 /// An event ready for the writer.
 #[derive(Debug, Clone)]
@@ -41,11 +40,6 @@ pub struct Prepared {
     pub recorded_micros: Option<i64>,
 }
 
-/// The writer's result for one record.
-pub struct Linked {
-    pub chain_hash: String,
-}
-
 fn key(out: &mut String, name: &str) {
     out.push('"');
     out.push_str(name);
@@ -57,24 +51,6 @@ fn opt_str(out: &mut String, v: &Option<String>) {
         Some(s) => push_json_str(out, s),
         None => out.push_str("null"),
     }
-}
-
-fn object(out: &mut String, m: &Map<String, Value>) {
-    // `canonical_json` of an object without cloning it into a `Value`.
-    let mut keys: Vec<&String> = m.keys().collect();
-    keys.sort_unstable();
-    out.push('{');
-    for (i, k) in keys.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_json_str(out, k);
-        out.push(':');
-        if let Some(v) = m.get(*k) {
-            canonical_json(v, out);
-        }
-    }
-    out.push('}');
 }
 
 impl Prepared {
@@ -140,10 +116,10 @@ impl Prepared {
         o.push(',');
         let cut_chain = o.len();
         key(&mut o, "confidence_signals");
-        object(&mut o, &confidence_signals);
+        canonical_object(&confidence_signals, &[], &mut o);
         o.push(',');
         key(&mut o, "data");
-        object(&mut o, &data);
+        canonical_object(&data, &[], &mut o);
         o.push(',');
         key(&mut o, "event_id");
         push_json_str(&mut o, &event_id);
@@ -174,7 +150,7 @@ impl Prepared {
         opt_str(&mut o, &input_summary);
         o.push(',');
         key(&mut o, "metadata");
-        object(&mut o, &metadata);
+        canonical_object(&metadata, &[], &mut o);
         o.push(',');
         key(&mut o, "model");
         opt_str(&mut o, &model);
@@ -246,7 +222,7 @@ impl Prepared {
         ingested_at_json: &str,
         prev_chain: &str,
         out: &mut Vec<u8>,
-    ) -> Linked {
+    ) -> String {
         let seq_s = seq.to_string();
         let c = &self.canon;
         let mut h = Sha256::new();
@@ -284,7 +260,7 @@ impl Prepared {
         out.extend_from_slice(&b[self.cut_record_hash..self.cut_seq]);
         out.extend_from_slice(seq_s.as_bytes());
         out.extend_from_slice(&b[self.cut_seq..]);
-        Linked { chain_hash: chain }
+        chain
     }
 }
 
@@ -299,8 +275,9 @@ pub fn ingested_at_json(t: Timestamp) -> String {
 mod tests {
     use super::*;
     use crate::store::db::build_record;
-    use crate::store::evidence::{record_hash, GENESIS};
+    use crate::store::evidence::{canonical_json, record_hash, GENESIS};
     use proptest::prelude::*;
+    use serde_json::{Map, Value};
 
     fn any_text() -> impl Strategy<Value = String> {
         prop_oneof![
@@ -399,7 +376,7 @@ mod tests {
             prop_assert_eq!(&p.evidence_hash, &eh);
             let mut framed = Vec::new();
             let linked = p.link_into(seq, &ingested_at_json(at), GENESIS, &mut framed);
-            prop_assert_eq!(&linked.chain_hash, &chain);
+            prop_assert_eq!(&linked, &chain);
             let len = u32::from_be_bytes(framed[..4].try_into().unwrap()) as usize;
             prop_assert_eq!(len, framed.len() - 4);
             // Byte for byte the canonical JSON of the `Value` form (hashes included), so
