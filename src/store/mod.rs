@@ -1,7 +1,8 @@
 //! The event store: the event model (`event`), seed-003 evidence hashing and the chain
 //! (`evidence`), the sled layout with query / verify / retention (`db`), and here the one
 //! writer thread fed by a bounded queue, writing in batches with group commit (one flush
-//! serves every batch written since the last one), plus the `EventSink` handle the proxy and the ingestion API use.
+//! serves every batch written since the last one), plus the `EventSink` handle the proxy
+//! and the ingestion API use.
 //!
 //! Producers turn events into [`record::Prepared`] records (canonical JSON, evidence hash)
 //! before queueing them; the writer only assigns `seq`, hashes and links.
