@@ -24,6 +24,7 @@ pub mod server;
 pub mod sse;
 pub mod store;
 pub mod upstream;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

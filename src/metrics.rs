@@ -330,15 +330,13 @@ pub fn request_finished(route: &str, endpoint: &str, status: Option<u16>, total:
         .observe(total.as_secs_f64());
 }
 
-/// Parapet's own time for a call: `total` minus the time spent waiting on the upstream
-/// (saturating at zero). The proxy passes `total` = request head → response head and
-/// `upstream` = upstream time to first byte (+ the upstream body read of a buffered guarded
-/// answer), so this is Parapet's time before the head; streamed relay time is not in it.
-pub fn overhead(route: &str, total: Duration, upstream: Duration) {
+/// Parapet's own time for a call (total minus upstream time; the proxy's `CallEnd` measures
+/// it on the wire where it can: see `proxy`).
+pub fn overhead(route: &str, overhead: Duration) {
     METRICS
         .overhead
         .with_label_values(&[route])
-        .observe(total.saturating_sub(upstream).as_secs_f64());
+        .observe(overhead.as_secs_f64());
 }
 
 /// Upstream time to first byte (request sent → response head).
@@ -486,7 +484,7 @@ mod tests {
             assert!(METRICS.inflight.get() >= 1);
         }
         request_finished("r", "e", Some(204), Duration::from_millis(3));
-        overhead("r", Duration::from_millis(3), Duration::from_millis(5));
+        overhead("r", Duration::ZERO);
         upstream_ttfb("e", Duration::from_millis(1));
         stream_ttft("r", Duration::from_millis(1));
         policy_eval("request", Duration::from_micros(80));

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::body::ProxyBody;
 use crate::config::TlsFiles;
+use crate::wire::{Arrival, Clocked};
 
 /// Load a TLS server configuration (certificate chain + private key, PEM) with ALPN h2 and
 /// http/1.1. The error names the file and what is wrong with it.
@@ -139,7 +140,15 @@ async fn serve_io<I, F, Fut>(
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
 {
-    let svc = service_fn(move |req| {
+    // The wire clock dates each HTTP/1 request's arrival (`wire::Arrival`, the start of the
+    // overhead window); h2 multiplexes calls on the connection, so its reads date none.
+    let (io, clock) = Clocked::new(io);
+    let svc = service_fn(move |mut req: Request<Incoming>| {
+        if req.version() < http::Version::HTTP_2 {
+            if let Some(at) = clock.arrival() {
+                req.extensions_mut().insert(Arrival(at));
+            }
+        }
         let fut = handler(req);
         async move { Ok::<_, Infallible>(fut.await) }
     });

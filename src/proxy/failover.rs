@@ -89,6 +89,8 @@ pub(super) async fn send(
     let mut skipped: Vec<Arc<Endpoint>> = Vec::new();
     let mut attempts = 0usize;
     let mut last_failure: Option<Failure> = None;
+    // The last failed attempt's time: not a failed-over attempt if its answer is relayed.
+    let mut last_took = Duration::ZERO;
     let mut prev: Option<(Arc<Endpoint>, &'static str)> = None;
     for pass in 0..2 {
         // Pass 1 only walks what pass 0 skipped (and never skips again).
@@ -158,6 +160,8 @@ pub(super) async fn send(
                 }
                 Err(failure) => {
                     seen.upstream += took;
+                    seen.upstream_failed += took;
+                    last_took = took;
                     if let Some(b) = &breaker {
                         b.record(false, None, probe, settings);
                     }
@@ -169,13 +173,16 @@ pub(super) async fn send(
         }
     }
     match last_failure {
-        Some(f) => f.outcome.map(|(head, relay)| Accepted {
-            head,
-            relay,
-            endpoint: seen
-                .endpoint
-                .clone()
-                .unwrap_or_else(|| route.primary().clone()),
+        Some(f) => f.outcome.map(|(head, relay)| {
+            seen.upstream_failed = seen.upstream_failed.saturating_sub(last_took);
+            Accepted {
+                head,
+                relay,
+                endpoint: seen
+                    .endpoint
+                    .clone()
+                    .unwrap_or_else(|| route.primary().clone()),
+            }
         }),
         None => Err(ProxyError::BuildRequest(format!(
             "route `{}` has no endpoint to try",

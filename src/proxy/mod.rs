@@ -24,12 +24,16 @@
 //! response body ends, and wraps every response body in an `ObservedBody` whose `CallEnd`
 //! records `parapet_requests_total` / `parapet_request_duration_seconds` once, when the body
 //! ends (streams included), and the SSE time to first token when the first body frame goes
-//! out. At the response head it records `parapet_overhead_seconds`: Parapet's own time until
-//! the head = time from the request head to the response head minus the upstream time (time
-//! to first byte, plus — for buffered JSON answers guarded by response policies — the time
-//! spent reading the upstream body). It includes body reading, routing, authentication, both
-//! policy evaluations of a buffered call, and re-serialization; it does not include anything
-//! after the head (streamed relay and the incremental stream guard). The same value is the
+//! out. When the body ends, `CallEnd` records `parapet_overhead_seconds`, Parapet's own time:
+//! from the request's arrival (the read that completed its head, `wire::Arrival`) to the end
+//! of the response body, minus the upstream's time on the wire (the relayed exchange's first
+//! request byte written to last answer byte read, `wire::Exchange`, plus any failed-over
+//! attempts). It includes hyper's parsing and dispatch, body reading, routing,
+//! authentication, policy evaluation, the hand-offs to and from the upstream connection and
+//! the streamed relay and stream guard. Where the upstream's wire time is unknown (an h2
+//! connection multiplexes calls; a body that did not complete) it falls back to the head
+//! window: request head to response head minus the upstream time to first byte (plus the
+//! upstream body read of a buffered guarded answer). The head window is also the
 //! optional `x-parapet-overhead-ms` header. Label values are configuration ids only
 //! (`metrics::NO_ROUTE` before a route is known).
 
@@ -57,6 +61,7 @@ use crate::provider::ApiFormat;
 use crate::redact::stream::StreamGuard;
 use crate::redact::Redactor;
 use crate::runtime::Runtime;
+use crate::wire::{Arrival, Exchange, WireClock};
 
 use failover::Upstream;
 use headers::{request_id, upstream_request_headers, REQUEST_ID};
@@ -90,6 +95,14 @@ struct CallEnd {
     /// Time spent waiting on the upstream before the response head: time to first byte,
     /// plus reading the body of a buffered (guarded JSON) answer.
     upstream: Duration,
+    /// Upstream attempts that did not give the relayed answer (failed over), whole.
+    upstream_failed: Duration,
+    /// The relayed answer's exchange on the wire (`Unknown` on h2 or without a clock).
+    wire: Wire,
+    /// When the request arrived (`wire::Arrival`; the handler's start without one).
+    arrived: Instant,
+    /// Parapet's time until the response head (the fallback overhead measure).
+    head_overhead: Option<Duration>,
     /// Response status, once the head is built.
     status: Option<u16>,
     started: Instant,
@@ -99,9 +112,39 @@ struct CallEnd {
     record: Option<Box<CallRecord>>,
 }
 
+/// What is known of the relayed answer's exchange with the upstream.
+enum Wire {
+    /// No answer came from an upstream (refused, no route, or every attempt failed).
+    NoAnswer,
+    /// An HTTP/1 exchange: first request byte written, last answer byte read.
+    Exchange(Exchange),
+    /// An h2 exchange (multiplexed: no per-call socket instants) or a connection without a
+    /// clock.
+    Unknown,
+}
+
 impl CallEnd {
     fn route(&self) -> &str {
         route_label(&self.config, self.route)
+    }
+
+    /// Parapet's own time for the call, when it ends `complete`: arrival of the request to
+    /// the end of the response body, minus the upstream's time on the wire (the relayed
+    /// exchange's first byte written to last byte read, plus failed-over attempts). Falls
+    /// back to the head window (request head to response head minus time to first byte)
+    /// when the upstream's wire time is unknown (h2, a reused connection) or the body did
+    /// not complete.
+    fn overhead(&self, complete: bool, now: Instant) -> Option<Duration> {
+        let total = now.saturating_duration_since(self.arrived);
+        let upstream = match (&self.wire, complete) {
+            (Wire::NoAnswer, true) => Some(self.upstream_failed),
+            (Wire::Exchange(x), true) => x.took().map(|t| t + self.upstream_failed),
+            _ => None,
+        };
+        match upstream {
+            Some(u) => Some(total.saturating_sub(u)),
+            None => self.head_overhead,
+        }
     }
 }
 
@@ -133,8 +176,12 @@ impl BodyObserver for CallEnd {
         // A body that failed or was abandoned (upstream error mid-body, total timeout,
         // client gone) did not complete the call: counted as `error`.
         let status = self.status.filter(|_| complete);
-        let latency = self.started.elapsed();
+        let now = Instant::now();
+        let latency = now.saturating_duration_since(self.started);
         metrics::request_finished(self.route(), endpoint, status, latency);
+        if let Some(overhead) = self.overhead(complete, now) {
+            metrics::overhead(self.route(), overhead);
+        }
         if let Some(rec) = self.record.take() {
             let route = self.route.and_then(|i| self.config.routes.get(i));
             rec.finish(CallEnded {
@@ -173,12 +220,20 @@ pub async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>) -> Response<P
         shape: ErrorShape::for_path(req.uri().path()),
         started: Instant::now(),
     };
+    let arrived = req
+        .extensions()
+        .get::<Arrival>()
+        .map_or(call.started, |a| Instant::from_std(a.0));
     let mut seen = CallEnd {
         _inflight: metrics::inflight(),
         config: runtime.config.clone(),
         route: None,
         endpoint: None,
         upstream: Duration::ZERO,
+        upstream_failed: Duration::ZERO,
+        wire: Wire::NoAnswer,
+        arrived,
+        head_overhead: None,
         status: None,
         started: call.started,
         sse: false,
@@ -210,12 +265,11 @@ pub async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>) -> Response<P
             err.into_response(call.shape).map(Either::Right)
         }
     };
-    let to_head = call.started.elapsed();
-    let config = &runtime.config;
-    metrics::overhead(route_label(config, seen.route), to_head, seen.upstream);
+    let to_head = call.started.elapsed().saturating_sub(seen.upstream);
+    seen.head_overhead = Some(to_head);
     let (mut head, body) = resp.into_parts();
-    if config.server.overhead_header {
-        let ms = to_head.saturating_sub(seen.upstream).as_secs_f64() * 1000.0;
+    if runtime.config.server.overhead_header {
+        let ms = to_head.as_secs_f64() * 1000.0;
         if let Ok(v) = HeaderValue::from_str(&format!("{ms:.3}")) {
             head.headers.insert(OVERHEAD_HEADER, v);
         }
@@ -327,6 +381,12 @@ async fn proxy(
     };
     let accepted = failover::send(runtime, route, &call.request_id, seen, outgoing).await?;
     let (head, relay, endpoint) = (accepted.head, accepted.relay, accepted.endpoint);
+    seen.wire = match head.extensions.get::<Arc<WireClock>>() {
+        Some(clock) if head.version < http::Version::HTTP_2 => {
+            clock.exchange().map_or(Wire::Unknown, Wire::Exchange)
+        }
+        _ => Wire::Unknown,
+    };
     tracing::debug!(
         request_id = ?call.request_id,
         route = %route.id,

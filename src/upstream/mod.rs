@@ -19,9 +19,10 @@ pub use breaker::Breaker;
 
 use crate::config::{Config, Endpoint, RootStore};
 use crate::error::ProxyError;
+use crate::wire::ClockedConnector;
 
 /// The pooled HTTP client used for one endpoint.
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type HttpClient = Client<HttpsConnector<ClockedConnector<HttpConnector>>, Full<Bytes>>;
 
 /// Clients and breakers for every endpoint of a configuration, keyed by endpoint id.
 pub struct Upstreams {
@@ -95,7 +96,7 @@ fn build_client(ep: &Endpoint, tls: rustls::ClientConfig) -> HttpClient {
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http);
+        .wrap_connector(ClockedConnector(http));
     Client::builder(TokioExecutor::new())
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
