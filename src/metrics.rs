@@ -23,7 +23,8 @@ use prometheus::{
 pub const REQUESTS_TOTAL: &str = "parapet_requests_total";
 /// `parapet_request_duration_seconds{route}`: whole call, request head to end of body.
 pub const REQUEST_DURATION_SECONDS: &str = "parapet_request_duration_seconds";
-/// `parapet_overhead_seconds{route}`: Parapet's own time (total minus upstream time).
+/// `parapet_overhead_seconds{route}`: Parapet's own time (total minus upstream time): request
+/// arrival to response body end minus the upstream exchange's time on the wire (`proxy`).
 pub const OVERHEAD_SECONDS: &str = "parapet_overhead_seconds";
 /// `parapet_upstream_ttfb_seconds{endpoint}`: upstream request sent → response head.
 pub const UPSTREAM_TTFB_SECONDS: &str = "parapet_upstream_ttfb_seconds";

@@ -2,7 +2,7 @@
 # Load harness: throughput and latency of direct-to-mock vs through Parapet vs through nginx.
 #
 #   bash benches/load/run.sh [--quick] [--connections N] [--duration S] [--threads N]
-#                            [--latency-ms N] [--low-rounds N] [--no-build]
+#                            [--latency-ms N] [--low-rounds N] [--low-pace MS] [--no-build]
 #                            [--targets direct,parapet,parapet-norec,nginx]
 # Env: PARAPET_BENCH_POLICIES=DIR runs Parapet with that policy directory (default: none).
 #
@@ -12,7 +12,8 @@
 # streaming (SSE) chat completion. `parapet` records every call in its event store (the
 # default); `parapet-norec` is the same with `[store] enabled = false`. Then LOW_ROUNDS
 # rounds of interleaved one-connection chat cells (direct, nginx, parapet-norec, parapet:
-# those that are targets) compare Parapet's overhead histogram with the latency wrk adds.
+# those that are targets, each call followed by a --low-pace pause in ms, default 0) compare
+# Parapet's overhead histogram with the latency wrk adds.
 # Prints markdown tables and writes them to benches/load/results.md. All traffic stays on 127.0.0.1; every wait is bounded; every
 # process started here is stopped on exit. See docs/BENCHMARKS.md.
 set -euo pipefail
@@ -22,6 +23,7 @@ DURATION=10
 THREADS=2
 LATENCY_MS=0
 LOW_ROUNDS=3
+LOW_PACE=0
 TARGETS="direct,parapet,nginx"
 BUILD=1
 QUICK=0
@@ -36,14 +38,15 @@ while [ $# -gt 0 ]; do
     --threads) THREADS="${2:?}"; shift ;;
     --latency-ms) LATENCY_MS="${2:?}"; shift ;;
     --low-rounds) LOW_ROUNDS="${2:?}"; shift ;;
+    --low-pace) LOW_PACE="${2:?}"; shift ;;
     --targets) TARGETS="${2:?}"; shift ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
   shift
 done
-for n in "$CONNS" "$DURATION" "$THREADS" "$LATENCY_MS" "$LOW_ROUNDS"; do
+for n in "$CONNS" "$DURATION" "$THREADS" "$LATENCY_MS" "$LOW_ROUNDS" "$LOW_PACE"; do
   [[ "$n" =~ ^[0-9]+$ ]] || die "not a number: $n"
 done
 # Low-load overhead cells (see below): half the main cell duration, at least 2 s.
@@ -277,6 +280,9 @@ done = function(summary, latency, requests)
 end
 LUA
 done
+# Low-load cells: wrk's delay() pauses the connection after each response (not counted in
+# the latency), so the calls do not queue behind each other or behind background work.
+{ cat "$WORK/chat.lua"; echo "delay = function() return $LOW_PACE end"; } >"$WORK/chat-low.lua"
 
 # Each target must give the real answer before it is measured (no benchmarking of 404s).
 for t in "${TARGET_LIST[@]}"; do
@@ -335,8 +341,9 @@ for kind in chat stream; do
   for t in "${TARGET_LIST[@]}"; do run_one "$t" "$kind"; done
 done
 
-# Overhead agreement at low load: one connection (no queueing in front of Parapet, so the
-# latency it adds is its own work plus the extra loopback hop), the targets interleaved over
+# Overhead agreement at low load: one connection paced by LOW_PACE ms between calls (no
+# queueing in front of Parapet and idle cores for its background work, so the latency it
+# adds is its own work plus the extra loopback hop), the targets interleaved over
 # LOW_ROUNDS rounds; for each Parapet target the internal figure is its overhead
 # histogram's mean over the same calls. nginx, when a target, measures the bare hop.
 # Round-to-round spread of the external differences is the noise.
@@ -346,9 +353,9 @@ if has_target direct && { has_target parapet || has_target parapet-norec; }; the
   for t in direct nginx parapet-norec parapet; do has_target "$t" && LOW_TARGETS+=("$t"); done
   for round in $(seq 1 "$LOW_ROUNDS"); do
     for t in "${LOW_TARGETS[@]}"; do
-      echo "low-load round $round: $t/chat, 1 connection, ${LOW_DURATION}s..." >&2
+      echo "low-load round $round: $t/chat, 1 connection, ${LOW_PACE} ms pace, ${LOW_DURATION}s..." >&2
       [ -n "${TADMIN[$t]:-}" ] && before="$(overhead_totals "${TADMIN[$t]}")"
-      wrk -t1 -c1 -d"${LOW_DURATION}s" --timeout 10s -s "$WORK/chat.lua" \
+      wrk -t1 -c1 -d"${LOW_DURATION}s" --timeout 10s -s "$WORK/chat-low.lua" \
         "${BASE[$t]}/v1/chat/completions" >"$WORK/low-$t-$round.txt" 2>&1 ||
         die "wrk failed for low-load $t: $(tail -n 5 "$WORK/low-$t-$round.txt")"
       line="$(grep '^RESULT ' "$WORK/low-$t-$round.txt" | tail -n1)" || die "no wrk result (low-load $t)"
@@ -363,6 +370,12 @@ if has_target direct && { has_target parapet || has_target parapet-norec; }; the
   done
 fi
 
+med_range() { # numbers... -> "median [min, max]" (n/a when none)
+  printf '%s\n' "$@" | grep -E '^-?[0-9.]+$' | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) { print "n/a"; exit }
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    printf "%.1f [%.1f, %.1f]", m, v[1], v[NR] }'
+}
 ratio() { # numerator denominator
   if [ -n "${1:-}" ] && [ -n "${2:-}" ] && [ "$2" != 0 ]; then
     awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'
@@ -404,7 +417,7 @@ REPORT="$WORK/results.md"
     done
     if [ "${#LOW_TARGETS[@]}" -gt 0 ] && [ "$LOW_ROUNDS" -gt 0 ]; then
       echo
-      echo "Overhead agreement at low load (chat, 1 connection, ${LOW_DURATION}s per cell, targets interleaved): p50 and mean latency added over direct, as wrk measures it, beside the mean of parapet_overhead_seconds over the same calls."
+      echo "Overhead agreement at low load (chat, 1 connection, a ${LOW_PACE} ms pause after each call, ${LOW_DURATION}s per cell, targets interleaved): p50 and mean latency added over direct, as wrk measures it, beside the mean of parapet_overhead_seconds over the same calls."
       echo
       echo "| round | target | p50 µs | mean µs | p50 - direct p50 µs | mean - direct mean µs | overhead histogram mean µs |"
       echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
@@ -415,13 +428,47 @@ REPORT="$WORK/results.md"
             printf "| %s | %s | %d | %.1f | %d | %.1f | %s |\n", r, t, p, m, p - dp, m - dm, o }'
         done
       done
+      echo
+      echo "Over all rounds (median, and range in brackets; the range of a target's external difference is the noise):"
+      echo
+      echo "| target | p50 - direct p50 µs | mean - direct mean µs | p50 - nginx p50 µs | mean - nginx mean µs | overhead histogram mean µs |"
+      echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+      VERDICT=""
+      for t in "${LOW_TARGETS[@]}"; do
+        [ "$t" = direct ] && continue
+        dps=""; dms=""; dnp=""; dns=""; os=""
+        for round in $(seq 1 "$LOW_ROUNDS"); do
+          dps+="$(awk -v a="${LOWP[$round.$t]}" -v b="${LOWP[$round.direct]}" 'BEGIN { print a - b }') "
+          dms+="$(awk -v a="${LOWM[$round.$t]}" -v b="${LOWM[$round.direct]}" 'BEGIN { print a - b }') "
+          if has_target nginx && [ "$t" != nginx ]; then
+            dnp+="$(awk -v a="${LOWP[$round.$t]}" -v b="${LOWP[$round.nginx]}" 'BEGIN { print a - b }') "
+            dns+="$(awk -v a="${LOWM[$round.$t]}" -v b="${LOWM[$round.nginx]}" 'BEGIN { print a - b }') "
+          fi
+          os+="${LOWO[$round.$t]:-} "
+        done
+        echo "| $t | $(med_range $dps) | $(med_range $dms) | $(med_range $dnp) | $(med_range $dns) | $(med_range $os) |"
+        # Agreement: the histogram's median (of per-round means) lies within the
+        # round-to-round range of the hop-normalized external difference of the means
+        # (Parapet's mean minus the bare nginx hop's mean: a mean against a mean).
+        if [ -n "$dns" ] && [ -n "${os// /}" ]; then
+          VERDICT+="$(printf '%s\n' $os | grep -E '^-?[0-9.]+$' | sort -g | awk -v t="$t" -v r="$(med_range $dns)" '
+            { v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+              split(r, x, /[][, ]+/); lo = x[2]; hi = x[3]
+              printf "%s: histogram median %.1f µs %s the range of mean - nginx mean [%.1f, %.1f] µs. ",
+                t, m, (m >= lo && m <= hi) ? "is within" : "is OUTSIDE", lo, hi }')"
+        fi
+      done
+      if [ -n "$VERDICT" ]; then
+        echo
+        echo "Agreement: $VERDICT"
+      fi
     fi
     echo
     echo "Event store of parapet after the run: $(curl -s --max-time 5 "http://127.0.0.1:$A_PORT/metrics" |
       awk '/^parapet_events_written_total/ {w += $NF} /^parapet_events_dropped_total/ {d += $NF} /^parapet_event_queue_full_total/ {f += $NF}
         END {printf "%d events written, %d dropped, queue full %d times", w, d, f}')."
     echo
-    echo "Overhead from /metrics = mean of parapet_overhead_seconds (time to the response head minus upstream time to first byte) over the cell; the p50 difference is measured outside, by wrk, against direct-to-mock."
+    echo "Overhead from /metrics = mean of parapet_overhead_seconds (request arrival to response body end minus the upstream exchange's time on the wire) over the cell; the p50 difference is measured outside, by wrk, against direct-to-mock."
     echo
     echo "Parapet RSS: idle $(( IDLE_RSS / 1024 )) MiB (VmRSS 1 s after /readyz), peak under load $(( PEAK_RSS / 1024 )) MiB (VmRSS sampled every 0.2 s)."
   fi
