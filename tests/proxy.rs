@@ -163,6 +163,66 @@ async fn streams_are_relayed_as_they_arrive() {
     p.shutdown().await;
 }
 
+/// A burst of SSE events the upstream sent at once goes to the client in a few writes, not
+/// one per event (each write is a syscall and, on the client, a read: the relay joins the
+/// chunks hyper's client hands over one at a time). Under concurrent streams, where the
+/// scheduler is busy, as in production.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_of_events_are_joined_into_few_writes() {
+    use http_body_util::BodyExt;
+    let m = mock().await;
+    let p = start(&passthrough_config(&m.url(), "", "")).await;
+    let url = format!("http://{}/v1/chat/completions", p.data_addr);
+    // The answer ("You said: " + the prompt) in 2-character deltas: over 40 events.
+    let body = json!({"model": "m", "stream": true, "messages": [{"role": "user",
+        "content": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqr"}]})
+    .to_string();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (url, body) = (url.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = client();
+            let mut chunks = Vec::new();
+            for _ in 0..10 {
+                let req = http::Request::post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-mock-chunk-size", "2")
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body.clone())))
+                    .unwrap();
+                let resp = client.request(req).await.unwrap();
+                assert_eq!(resp.status(), 200);
+                let mut b = resp.into_body();
+                let (mut n, mut text) = (0usize, Vec::new());
+                while let Some(f) = b.frame().await {
+                    if let Ok(d) = f.unwrap().into_data() {
+                        n += 1;
+                        text.extend_from_slice(&d);
+                    }
+                }
+                let text = String::from_utf8(text).unwrap();
+                assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+                let events = text.matches("data: ").count();
+                assert!(events >= 40, "{text}");
+                chunks.push((n, events));
+            }
+            chunks
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let chunks = all.iter().map(|c| c.0).sum::<usize>() as f64;
+    let events = all.iter().map(|c| c.1).sum::<usize>() as f64;
+    eprintln!("{chunks} chunks for {events} events");
+    // One chunk per event would be a ratio of 1; the mock writes each answer in one burst.
+    assert!(
+        chunks <= events / 4.0,
+        "{chunks} chunks for {events} events: {all:?}"
+    );
+    p.shutdown().await;
+}
+
 #[tokio::test]
 async fn passthrough_forwards_client_credentials_and_headers() {
     let m = mock().await;
