@@ -23,6 +23,7 @@
 pub mod path;
 pub mod request;
 pub mod response;
+pub mod splice;
 pub mod stream;
 mod walk;
 

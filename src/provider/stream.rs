@@ -526,21 +526,34 @@ fn full_text(mut segments: Vec<Segment>, out: &mut Vec<StreamItem>) {
     }
 }
 
-/// Rebuilds `ev` with the text at each path of its data JSON replaced (via [`set_text`]),
-/// keeping `event`, `id` and `retry`; the result's `raw` is its fresh encoding.
-/// Re-serialization is compact and may reorder object keys (serde_json default map).
+/// Rebuilds `ev` with the text at each path of its data JSON replaced (meaning of
+/// [`set_text`]), keeping `event`, `id` and `retry`; the result's `raw` is its fresh
+/// encoding. `ev.data` must be JSON the normalizer accepted. When every path leads to one
+/// string, the new text is spliced into the original bytes (`splice`: the rest stays as the
+/// provider sent it); otherwise the data is parsed, rewritten and serialized compactly.
 pub fn rebuild_event(
     ev: &SseEvent,
     edits: &[(&[PathElem], &str)],
 ) -> Result<SseEvent, NormalizeError> {
-    let mut v: Value =
-        serde_json::from_str(&ev.data).map_err(|e| NormalizeError::InvalidJson(e.to_string()))?;
-    for (path, text) in edits {
-        set_text(&mut v, path, text)?;
-    }
+    // Text into strings (the common case): spliced into the original bytes, no re-parse.
+    let spliced = match edits {
+        [] => None,
+        _ => super::splice::splice_strings(&ev.data, edits),
+    };
+    let data = match spliced {
+        Some(d) => d,
+        None => {
+            let mut v: Value = serde_json::from_str(&ev.data)
+                .map_err(|e| NormalizeError::InvalidJson(e.to_string()))?;
+            for (path, text) in edits {
+                set_text(&mut v, path, text)?;
+            }
+            v.to_string()
+        }
+    };
     let mut out = SseEvent {
         event: ev.event.clone(),
-        data: v.to_string(),
+        data,
         id: ev.id.clone(),
         retry: ev.retry,
         raw: bytes::Bytes::new(),

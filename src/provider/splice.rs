@@ -1,0 +1,310 @@
+//! Text write-back into raw JSON without a parse and re-serialization: locate the string
+//! value at a [`PathElem`] path in the original bytes and splice the new text in.
+//!
+//! The streaming guard rewrites most text deltas of a guarded stream (the held-back window
+//! shifts the text between events); parsing each event into a `Value` and serializing it
+//! again was a third of the guard's time. The splice keeps every other byte of the event as
+//! the provider sent it. It declines (`None`: the caller falls back to the `Value` rewrite)
+//! whenever the answer would not be the same as that rewrite's: a path that is missing or
+//! not a string, or a key that occurs twice in an object on the path (a parser that keeps
+//! the first occurrence would otherwise still see the unrewritten text).
+
+use super::PathElem;
+use crate::store::evidence::push_json_str;
+
+/// `data` with the string at each path replaced by its text (JSON-escaped), or `None` when
+/// any path does not lead to exactly one JSON string. `data` must be one JSON value.
+pub fn splice_strings(data: &str, edits: &[(&[PathElem], &str)]) -> Option<String> {
+    let b = data.as_bytes();
+    let mut spans: Vec<(usize, usize, &str)> = Vec::with_capacity(edits.len());
+    for (path, text) in edits {
+        let start = locate(b, skip_ws(b, 0), path)?;
+        if b.get(start) != Some(&b'"') {
+            return None;
+        }
+        let end = skip_string(b, start)?;
+        spans.push((start, end, text));
+    }
+    spans.sort_by_key(|s| s.0);
+    if spans.windows(2).any(|w| w[0].1 > w[1].0) {
+        return None;
+    }
+    let mut out = String::with_capacity(data.len() + 16);
+    let mut at = 0;
+    for (start, end, text) in spans {
+        out.push_str(&data[at..start]);
+        push_json_str(&mut out, text);
+        at = end;
+    }
+    out.push_str(&data[at..]);
+    Some(out)
+}
+
+/// Start of the value at `path` inside the value starting at `i`.
+fn locate(b: &[u8], i: usize, path: &[PathElem]) -> Option<usize> {
+    let Some((step, rest)) = path.split_first() else {
+        return Some(i);
+    };
+    let found = match step {
+        PathElem::Key(k) => member(b, i, k)?,
+        PathElem::Index(n) => element(b, i, *n)?,
+    };
+    locate(b, found, rest)
+}
+
+/// Start of the value of member `key` in the object at `i`; `None` if absent or repeated.
+fn member(b: &[u8], i: usize, key: &str) -> Option<usize> {
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut j = skip_ws(b, i + 1);
+    if b.get(j) == Some(&b'}') {
+        return None;
+    }
+    let mut found = None;
+    loop {
+        let key_end = skip_string(b, j)?;
+        let same = key_eq(&b[j..key_end], key)?;
+        j = skip_ws(b, key_end);
+        if b.get(j) != Some(&b':') {
+            return None;
+        }
+        j = skip_ws(b, j + 1);
+        if same {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(j);
+        }
+        j = skip_ws(b, skip_value(b, j)?);
+        match b.get(j) {
+            Some(b',') => j = skip_ws(b, j + 1),
+            Some(b'}') => return found,
+            _ => return None,
+        }
+    }
+}
+
+/// Start of element `n` of the array at `i`.
+fn element(b: &[u8], i: usize, n: usize) -> Option<usize> {
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    let mut j = skip_ws(b, i + 1);
+    if b.get(j) == Some(&b']') {
+        return None;
+    }
+    let mut k = 0;
+    loop {
+        if k == n {
+            return Some(j);
+        }
+        j = skip_ws(b, skip_value(b, j)?);
+        match b.get(j) {
+            Some(b',') => j = skip_ws(b, j + 1),
+            _ => return None,
+        }
+        k += 1;
+    }
+}
+
+/// Whether the JSON string token `tok` (with its quotes) decodes to `key`; `None` if it is
+/// not a valid string.
+fn key_eq(tok: &[u8], key: &str) -> Option<bool> {
+    let inner = tok.get(1..tok.len().checked_sub(1)?)?;
+    if !inner.contains(&b'\\') {
+        return Some(inner == key.as_bytes());
+    }
+    let s = std::str::from_utf8(tok).ok()?;
+    serde_json::from_str::<String>(s).ok().map(|d| d == key)
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// End (exclusive) of the string token starting at `i`.
+fn skip_string(b: &[u8], i: usize) -> Option<usize> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let mut j = i + 1;
+    loop {
+        match b.get(j)? {
+            b'"' => return Some(j + 1),
+            b'\\' => j += 2,
+            _ => j += 1,
+        }
+    }
+}
+
+/// End (exclusive) of the value starting at `i`.
+fn skip_value(b: &[u8], i: usize) -> Option<usize> {
+    match b.get(i)? {
+        b'"' => skip_string(b, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            loop {
+                match b.get(j)? {
+                    b'"' => {
+                        j = skip_string(b, j)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+        }
+        _ => {
+            let mut j = i;
+            while let Some(c) = b.get(j) {
+                if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                    break;
+                }
+                j += 1;
+            }
+            (j > i).then_some(j)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::path::set_text;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    fn p(elems: &[PathElem]) -> Vec<PathElem> {
+        elems.to_vec()
+    }
+
+    #[test]
+    fn splices_an_openai_delta_and_keeps_the_rest_byte_for_byte() {
+        let data = r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}"#;
+        let path = p(&["choices".into(), 0.into(), "delta".into(), "content".into()]);
+        let out = splice_strings(data, &[(&path, "He said \"hi\"\n")]).unwrap();
+        assert_eq!(
+            out,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"He said \"hi\"\n"},"finish_reason":null}]}"#
+        );
+    }
+
+    #[test]
+    fn declines_missing_paths_non_strings_and_repeated_keys() {
+        let path = p(&["a".into()]);
+        assert_eq!(splice_strings(r#"{"b":"x"}"#, &[(&path, "y")]), None);
+        assert_eq!(splice_strings(r#"{"a":1}"#, &[(&path, "y")]), None);
+        assert_eq!(splice_strings(r#"{"a":{"b":1}}"#, &[(&path, "y")]), None);
+        // A client keeping the first "a" would still read the secret.
+        assert_eq!(
+            splice_strings(r#"{"a":"secret","a":"x"}"#, &[(&path, "y")]),
+            None
+        );
+        let deep = p(&["o".into(), "a".into()]);
+        assert_eq!(
+            splice_strings(r#"{"o":{"a":"s"},"o":{"a":"t"}}"#, &[(&deep, "y")]),
+            None
+        );
+        let idx = p(&[3.into()]);
+        assert_eq!(splice_strings(r#"["a","b"]"#, &[(&idx, "y")]), None);
+    }
+
+    #[test]
+    fn escaped_keys_and_whitespace_are_understood() {
+        let data = "{ \"a\\u0062\" : [ 1 , { \"t\" : \"old\" } ] }";
+        let path = p(&["ab".into(), 1.into(), "t".into()]);
+        let out = splice_strings(data, &[(&path, "new")]).unwrap();
+        assert_eq!(out, "{ \"a\\u0062\" : [ 1 , { \"t\" : \"new\" } ] }");
+    }
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            (-1e6f64..1e6).prop_map(|f| json!(f)),
+            any::<String>().prop_map(Value::String),
+            "[a-z\"\\\\{}\\[\\],: ]{0,12}".prop_map(Value::String),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(4, 32, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::vec(("[a-c\"\\\\]{0,3}", inner), 0..5)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Every path of `v` that leads to a string.
+    fn string_paths(v: &Value, at: &mut Vec<PathElem>, out: &mut Vec<Vec<PathElem>>) {
+        match v {
+            Value::String(_) => out.push(at.clone()),
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    at.push(PathElem::Index(i));
+                    string_paths(x, at, out);
+                    at.pop();
+                }
+            }
+            Value::Object(o) => {
+                for (k, x) in o {
+                    at.push(PathElem::Key(k.clone()));
+                    string_paths(x, at, out);
+                    at.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    proptest! {
+        /// The splice means exactly what the `Value` rewrite of the same bytes means, compact
+        /// or pretty input.
+        #[test]
+        fn splice_equals_the_value_rewrite(
+            v in value(),
+            pick in any::<prop::sample::Index>(),
+            text in any::<String>(),
+            pretty in any::<bool>(),
+        ) {
+            let mut paths = Vec::new();
+            string_paths(&v, &mut Vec::new(), &mut paths);
+            prop_assume!(!paths.is_empty());
+            let path = pick.get(&paths).clone();
+            let data = if pretty {
+                serde_json::to_string_pretty(&v).unwrap()
+            } else {
+                v.to_string()
+            };
+            let spliced = splice_strings(&data, &[(&path, &text)]).unwrap();
+            // Parsed from the same bytes (serde_json's float parsing does not round-trip
+            // every f64; the splice keeps the number's original text).
+            let mut expected: Value = serde_json::from_str(&data).unwrap();
+            set_text(&mut expected, &path, &text).unwrap();
+            let got: Value = serde_json::from_str(&spliced).unwrap();
+            prop_assert_eq!(got, expected);
+        }
+
+        /// Arbitrary text as the document never makes it panic.
+        #[test]
+        fn any_input_is_handled(data in any::<String>(), key in "[a-c]{1,2}") {
+            let path = vec![PathElem::Key(key), PathElem::Index(0)];
+            let _ = splice_strings(&data, &[(&path, "x")]);
+        }
+    }
+}
