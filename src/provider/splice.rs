@@ -192,7 +192,8 @@ mod tests {
 
     #[test]
     fn splices_an_openai_delta_and_keeps_the_rest_byte_for_byte() {
-        let data = r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}"#;
+        let data =
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}"#;
         let path = p(&["choices".into(), 0.into(), "delta".into(), "content".into()]);
         let out = splice_strings(data, &[(&path, "He said \"hi\"\n")]).unwrap();
         assert_eq!(
