@@ -329,6 +329,67 @@ async fn runtime_and_change_with_idempotency_key() {
     s.shutdown().await;
 }
 
+/// An `Idempotency-Key` names one request: a retry with the same body (in any key order) is
+/// answered from the stored events; the same key with another body is refused with 422 and
+/// stores nothing (IETF httpapi idempotency-key draft).
+#[tokio::test]
+async fn idempotency_key_reused_with_another_body_is_refused() {
+    let s = start(&cfg()).await;
+    let base = format!("http://{}", s.data_addr);
+    let a = auth(KEY_A);
+    let h = [
+        ("authorization", a.as_str()),
+        ("idempotency-key", "batch-7"),
+    ];
+    let url = format!("{base}/api/v1/ingest/raw");
+    let body = json!({"events": [
+        {"type": "tool_call", "toolName": "search", "action": "allow"},
+        {"type": "completion", "toolName": "gpt-4o"}]});
+    let r1 = post(&url, &h, &body).await;
+    assert_eq!(
+        r1.json()["data"],
+        json!({"ingested": 2, "rejected": 0}),
+        "{}",
+        r1.text()
+    );
+    // Same body, other key order and whitespace: a retry.
+    let same: Value = serde_json::from_str(
+        r#"{ "events": [ {"action": "allow", "toolName": "search", "type": "tool_call"},
+             {"toolName": "gpt-4o", "type": "completion"} ] }"#,
+    )
+    .unwrap();
+    let r2 = post(&url, &h, &same).await;
+    assert_eq!(r2.status, 200, "{}", r2.text());
+    assert_eq!(r2.json()["data"], json!({"ingested": 0, "rejected": 2}));
+    assert_eq!(
+        r2.json()["meta"]["event_ids"],
+        r1.json()["meta"]["event_ids"]
+    );
+    // Same key, another body: refused on every path, nothing stored.
+    let other = json!({"events": [{"type": "tool_call", "toolName": "delete_all"}]});
+    let r3 = post(&url, &h, &other).await;
+    assert_eq!(r3.status, 422, "{}", r3.text());
+    assert_eq!(r3.json()["code"], "idempotency_key_reused");
+    assert_eq!(r3.json()["details"][0]["field"], "Idempotency-Key");
+    let rt = json!({"route_id": "r", "timestamp": "2026-04-08T18:02:43Z"});
+    let r4 = post(&format!("{base}/v1/ingest/runtime"), &h, &rt).await;
+    assert_eq!(r4.status, 422, "{}", r4.text());
+    assert_eq!(r4.json()["code"], "idempotency_key_reused");
+    let g = get_as(&base, "/v1/evidence/events?limit=100", KEY_A)
+        .await
+        .json();
+    assert_eq!(g["event_count"], 2, "{g}");
+    // The key is per workspace: workspace B may use it for its own body.
+    let b = auth(KEY_B);
+    let hb = [
+        ("authorization", b.as_str()),
+        ("idempotency-key", "batch-7"),
+    ];
+    let r5 = post(&url, &hb, &other).await;
+    assert_eq!(r5.status, 200, "{}", r5.text());
+    s.shutdown().await;
+}
+
 #[tokio::test]
 async fn evidence_post_get_export_verify() {
     let s = start(&cfg()).await;

@@ -16,6 +16,17 @@ use crate::store::{kind, summary, Event, Written};
 pub struct Ctx<'a> {
     pub caller: &'a Caller<'a>,
     pub idem: Option<&'a str>,
+    /// Fingerprint of the request body (`sha256:` of its canonical JSON) when an
+    /// `Idempotency-Key` came with it: stored with the request's events as
+    /// `data.idempotency_fingerprint`, so a later use of the key with another body is refused.
+    pub idem_fp: Option<&'a str>,
+}
+
+/// The event id generated for the `i`-th event of a request that carried `Idempotency-Key`
+/// `key` and no `event_id` of its own (a retry maps to the same events).
+pub fn idem_id(ws: &str, key: &str, i: usize) -> String {
+    let h = sha256_tagged(format!("{ws}\n{key}").as_bytes());
+    format!("idem_{}_{i}", &h[7..23])
 }
 
 impl Ctx<'_> {
@@ -26,17 +37,20 @@ impl Ctx<'_> {
     /// event) or a fresh UUID.
     fn gen_id(&self, i: usize) -> String {
         match self.idem {
-            Some(k) => {
-                let h = sha256_tagged(format!("{}\n{k}", self.ws()).as_bytes());
-                format!("idem_{}_{i}", &h[7..23])
-            }
+            Some(k) => idem_id(self.ws(), k, i),
             None => uuid::Uuid::now_v7().to_string(),
         }
     }
     fn chars(&self) -> usize {
         self.caller.sink.summary_chars()
     }
-    async fn submit(&self, events: Vec<Event>) -> Result<Vec<Written>, ApiError> {
+    async fn submit(&self, mut events: Vec<Event>) -> Result<Vec<Written>, ApiError> {
+        if let Some(fp) = self.idem_fp {
+            for ev in &mut events {
+                ev.data
+                    .insert("idempotency_fingerprint".into(), Value::from(fp));
+            }
+        }
         self.caller
             .sink
             .submit(events)

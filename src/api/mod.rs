@@ -108,7 +108,7 @@ pub async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>) -> Response<P
     match route(&runtime, req).await {
         Ok(r) => r,
         Err(mut e) => {
-            if path.starts_with("/api/v1/ingest/") && e.status == StatusCode::UNPROCESSABLE_ENTITY {
+            if path.starts_with("/api/v1/ingest/") && e.code == "validation_failed" {
                 e.status = StatusCode::BAD_REQUEST;
             }
             tracing::info!(%path, status = e.status.as_u16(), code = e.code, "api request rejected");
@@ -254,9 +254,14 @@ async fn route(runtime: &Runtime, req: Request<Incoming>) -> Result<Response<Pro
         ));
     }
     let body = read_json(&runtime.config.store, req).await?;
+    let fingerprint = match idem.as_deref() {
+        Some(key) => Some(check_key_reuse(&caller, key, &body)?),
+        None => None,
+    };
     let ctx = ingest::Ctx {
         caller: &caller,
         idem: idem.as_deref(),
+        idem_fp: fingerprint.as_deref(),
     };
     match path.as_str() {
         "/v1/events" => ingest::events(&ctx, body).await,
@@ -264,6 +269,40 @@ async fn route(runtime: &Runtime, req: Request<Incoming>) -> Result<Response<Pro
         "/v1/ingest/runtime" => ingest::runtime(&ctx, body).await,
         "/v1/ingest/change" => ingest::change(&ctx, body).await,
         _ => ingest::evidence_post(&ctx, body).await,
+    }
+}
+
+/// The body's fingerprint for `Idempotency-Key` `key`; 422 when the key already named a
+/// request with another body (its first generated event is stored with a different
+/// fingerprint). A retry with the same body (key order and whitespace aside) passes and is
+/// answered from the stored events. Events stored before fingerprints existed carry none:
+/// their key is honoured as before.
+fn check_key_reuse(caller: &Caller<'_>, key: &str, body: &Value) -> Result<String, ApiError> {
+    let mut canonical = String::new();
+    crate::store::evidence::canonical_json(body, &mut canonical);
+    let fp = crate::store::evidence::sha256_tagged(canonical.as_bytes());
+    let Some(store) = caller.sink.store() else {
+        return Ok(fp);
+    };
+    let ws = caller.key.workspace.as_str();
+    let first = store
+        .get(ws, &ingest::idem_id(ws, key, 0))
+        .map_err(ApiError::store)?;
+    let stored = first
+        .as_ref()
+        .and_then(|r| r["data"]["idempotency_fingerprint"].as_str());
+    match stored {
+        Some(s) if s != fp => Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "idempotency_key_reused",
+            message: "Idempotency-Key was already used with a different request body".into(),
+            details: vec![(
+                "Idempotency-Key".into(),
+                "already used with a different request body; use a new key for a new request"
+                    .into(),
+            )],
+        }),
+        _ => Ok(fp),
     }
 }
 
