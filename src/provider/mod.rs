@@ -20,6 +20,7 @@
 //! Parsers never panic: malformed known fields give a [`NormalizeError`] naming the
 //! field; unknown fields, roles, item and part types are ignored.
 
+mod fast_chat;
 pub mod path;
 pub mod request;
 pub mod response;

@@ -118,6 +118,31 @@ impl StreamNormalizer {
         if data == "[DONE]" {
             return Ok(vec![StreamItem::Done]);
         }
+        // Chat chunks after the first: the typed fast path, unless it declines.
+        if self.meta_sent
+            && ev.event.is_none()
+            && matches!(
+                self.format,
+                ApiFormat::OpenAiChat | ApiFormat::OpenAiCompletions
+            )
+        {
+            let tools = &mut self.tools;
+            let mut tool =
+                |pos, id: Option<&str>, name: Option<&str>| remember_tool(tools, pos, id, name);
+            if let Some(items) = super::fast_chat::chunk_items(data, &mut tool) {
+                return Ok(items);
+            }
+        }
+        self.push_value(ev, data)
+    }
+
+    /// [`StreamNormalizer::push`] through a `serde_json::Value` walk (every format and
+    /// shape; the reference the chat fast path is tested against).
+    pub(crate) fn push_value(
+        &mut self,
+        ev: &SseEvent,
+        data: &str,
+    ) -> Result<Vec<StreamItem>, NormalizeError> {
         let v: Value =
             serde_json::from_str(data).map_err(|e| NormalizeError::InvalidJson(e.to_string()))?;
         let Some(o) = v.as_object() else {
@@ -162,14 +187,7 @@ impl StreamNormalizer {
         id: Option<&str>,
         name: Option<&str>,
     ) -> (Option<String>, Option<String>) {
-        let e = self.tools.entry(pos).or_default();
-        if let Some(id) = id {
-            e.0 = Some(id.to_owned());
-        }
-        if let Some(n) = name {
-            e.1 = Some(n.to_owned());
-        }
-        e.clone()
+        remember_tool(&mut self.tools, pos, id, name)
     }
 
     fn chat(
@@ -509,6 +527,23 @@ type CallRef<'a> = (
     Vec<PathElem>,
     &'a Map<String, Value>,
 );
+
+/// Records / completes the id and name of the tool call at `pos`; returns both so far.
+fn remember_tool(
+    tools: &mut HashMap<StreamPos, (Option<String>, Option<String>)>,
+    pos: StreamPos,
+    id: Option<&str>,
+    name: Option<&str>,
+) -> (Option<String>, Option<String>) {
+    let e = tools.entry(pos).or_default();
+    if let Some(id) = id {
+        e.0 = Some(id.to_owned());
+    }
+    if let Some(n) = name {
+        e.1 = Some(n.to_owned());
+    }
+    e.clone()
+}
 
 fn text_delta(pos: StreamPos, text: &str, path: Vec<PathElem>) -> StreamItem {
     StreamItem::TextDelta {
