@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::response::{Finish, Usage};
 use super::stream::{StreamItem, StreamPos};
+use super::walk::{at as path, key};
 use super::PathElem;
 
 /// `T` read only from a JSON object (derived structs would also accept an array).
@@ -96,13 +97,6 @@ fn index(n: Option<u64>, default: usize) -> usize {
     n.and_then(|n| usize::try_from(n).ok()).unwrap_or(default)
 }
 
-fn path(elems: &[PathElem], more: &[PathElem]) -> Vec<PathElem> {
-    let mut p = Vec::with_capacity(elems.len() + more.len());
-    p.extend_from_slice(elems);
-    p.extend_from_slice(more);
-    p
-}
-
 /// A tool call's id and name as known so far.
 type ToolIds = (Option<String>, Option<String>);
 
@@ -121,7 +115,6 @@ pub(super) fn chunk_items(data: &str, tool: &mut ToolMemo<'_>) -> Option<Vec<Str
         return None;
     }
     let mut out = Vec::new();
-    let key = |k: &str| PathElem::Key(k.to_owned());
     for (i, Obj(c)) in chunk.choices.iter().flatten().enumerate() {
         let cbase = [key("choices"), PathElem::Index(i)];
         let choice = index(c.index, i);
