@@ -278,14 +278,21 @@ mod tests {
         /// or pretty input.
         #[test]
         fn splice_equals_the_value_rewrite(
-            v in value(),
+            inner in value(),
+            leaf in any::<String>(),
+            as_object in any::<bool>(),
             pick in any::<prop::sample::Index>(),
             text in any::<String>(),
             pretty in any::<bool>(),
         ) {
+            // At least one string to rewrite.
+            let v = if as_object {
+                json!({"v": inner, "s": leaf})
+            } else {
+                json!([inner, leaf])
+            };
             let mut paths = Vec::new();
             string_paths(&v, &mut Vec::new(), &mut paths);
-            prop_assume!(!paths.is_empty());
             let path = pick.get(&paths).clone();
             let data = if pretty {
                 serde_json::to_string_pretty(&v).unwrap()
