@@ -16,7 +16,7 @@ use serde::de::{value::MapAccessDeserializer, Deserializer, IgnoredAny, MapAcces
 use serde::Deserialize;
 
 use super::response::{Finish, Usage};
-use super::stream::{StreamItem, StreamPos};
+use super::stream::{chat_tool_delta, text_delta, StreamItem, StreamPos};
 use super::walk::{at as path, key};
 use super::PathElem;
 
@@ -124,21 +124,13 @@ pub(super) fn chunk_items(data: &str, tool: &mut ToolMemo<'_>) -> Option<Vec<Str
             part: 0,
         };
         if let Some(t) = c.text.as_deref().filter(|t| !t.is_empty()) {
-            out.push(StreamItem::TextDelta {
-                pos: tpos,
-                text: t.to_owned(),
-                path: path(&cbase, &[key("text")]),
-            });
+            out.push(text_delta(tpos, t, path(&cbase, &[key("text")])));
         }
         if let Some(Obj(d)) = &c.delta {
             let dbase = path(&cbase, &[key("delta")]);
             for (field, t) in [("content", &d.content), ("refusal", &d.refusal)] {
                 if let Some(t) = t.as_deref().filter(|t| !t.is_empty()) {
-                    out.push(StreamItem::TextDelta {
-                        pos: tpos,
-                        text: t.to_owned(),
-                        path: path(&dbase, &[key(field)]),
-                    });
+                    out.push(text_delta(tpos, t, path(&dbase, &[key(field)])));
                 }
             }
             let mut calls: Vec<(usize, Option<&str>, Vec<PathElem>, &Function<'_>)> = Vec::new();
@@ -161,15 +153,8 @@ pub(super) fn chunk_items(data: &str, tool: &mut ToolMemo<'_>) -> Option<Vec<Str
                     item,
                     part: 1,
                 };
-                let (id, name) = tool(pos, id, f.name.as_deref());
-                let args = f.arguments.as_deref();
-                out.push(StreamItem::ToolCallDelta {
-                    pos,
-                    id,
-                    name,
-                    arguments: args.unwrap_or_default().to_owned(),
-                    path: args.map(|_| path(&fbase, &[key("arguments")])),
-                });
+                let ids = tool(pos, id, f.name.as_deref());
+                out.push(chat_tool_delta(pos, ids, f.arguments.as_deref(), &fbase));
             }
         }
         if let Some(r) = &c.finish_reason {

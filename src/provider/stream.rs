@@ -264,15 +264,9 @@ impl StreamNormalizer {
                 item: index,
                 part: 1,
             };
-            let (id, name) = self.tool(pos, id, opt_string(fo, "name", &fbase)?);
+            let ids = self.tool(pos, id, opt_string(fo, "name", &fbase)?);
             let args = opt_string(fo, "arguments", &fbase)?;
-            out.push(StreamItem::ToolCallDelta {
-                pos,
-                id,
-                name,
-                arguments: args.unwrap_or_default().to_owned(),
-                path: args.map(|_| at(&fbase, &[key("arguments")])),
-            });
+            out.push(chat_tool_delta(pos, ids, args, &fbase));
         }
         Ok(())
     }
@@ -545,7 +539,24 @@ fn remember_tool(
     e.clone()
 }
 
-fn text_delta(pos: StreamPos, text: &str, path: Vec<PathElem>) -> StreamItem {
+/// A chat tool-call fragment at `pos` (`function` object at `fbase`), with the call's id
+/// and name as known so far.
+pub(super) fn chat_tool_delta(
+    pos: StreamPos,
+    (id, name): (Option<String>, Option<String>),
+    args: Option<&str>,
+    fbase: &[PathElem],
+) -> StreamItem {
+    StreamItem::ToolCallDelta {
+        pos,
+        id,
+        name,
+        arguments: args.unwrap_or_default().to_owned(),
+        path: args.map(|_| at(fbase, &[key("arguments")])),
+    }
+}
+
+pub(super) fn text_delta(pos: StreamPos, text: &str, path: Vec<PathElem>) -> StreamItem {
     StreamItem::TextDelta {
         pos,
         text: text.to_owned(),
