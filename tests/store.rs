@@ -199,20 +199,24 @@ fn verify_cli_passes_on_an_intact_store() {
 #[test]
 fn flipped_byte_in_the_sled_files_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let marker = "TAMPERMARK";
-    fill(dir.path(), marker);
-    let target = format!("{marker}-017");
+    fill(dir.path(), "TAMPERMARK");
+    // The stored (compressed) bytes of the segment holding seq 17: a window from their
+    // middle is what the sled files hold wherever sled wrote that segment.
+    let window = {
+        let store = Store::open(dir.path(), 8 << 20).unwrap();
+        let key = store.raw_segment_key("w1", 17).unwrap().unwrap();
+        let v = store.db().get(key).unwrap().unwrap().to_vec();
+        assert!(v.len() > 64, "segment of {} bytes", v.len());
+        v[v.len() / 2 - 12..v.len() / 2 + 12].to_vec()
+    };
     let mut flipped = 0;
     for f in files(dir.path()) {
         let mut bytes = std::fs::read(&f).unwrap();
         let mut changed = false;
         let mut i = 0;
-        while let Some(pos) = bytes[i..]
-            .windows(target.len())
-            .position(|w| w == target.as_bytes())
-        {
-            let at = i + pos + target.len() - 1;
-            bytes[at] = b'9'; // ...-017 → ...-019
+        while let Some(pos) = bytes[i..].windows(window.len()).position(|w| w == window) {
+            let at = i + pos + window.len() / 2;
+            bytes[at] ^= 0x01;
             changed = true;
             i = at + 1;
         }
@@ -221,7 +225,10 @@ fn flipped_byte_in_the_sled_files_is_reported() {
             flipped += 1;
         }
     }
-    assert!(flipped > 0, "the record bytes were found in the sled files");
+    assert!(
+        flipped > 0,
+        "the segment's bytes were found in the sled files"
+    );
     let (code, out) = verify_cli(dir.path());
     assert_ne!(code, 0, "tampering went unnoticed: {out}");
     eprintln!("verify after a flipped byte (exit {code}): {out}");

@@ -9,7 +9,8 @@
 //! assigned in write order, so key order = ingestion order):
 //! - `v\0format` → `2` (the store format; a store of another format is refused at open)
 //! - `r\0{ws}\0{first_seq}` → a segment: up to [`SEGMENT_RECORDS`] consecutive records of one
-//!   workspace written in the same batch, each as `{len:u32 BE}{record JSON}`; the record
+//!   workspace written in the same batch, each as `{len:u32 BE}{record JSON}`, stored
+//!   LZ4-compressed when smaller (`seal_segment` / `open_segment`); the record
 //!   of seq `first_seq + i` is the i-th. A lookup by seq is a reverse range scan for the
 //!   last segment key ≤ seq, then a walk over the length prefixes.
 //! - `i\0{ws}\0{field}{len:u32}{value}{last_seq}` → a posting list: the seqs of one batch's
@@ -55,6 +56,23 @@ pub const SEGMENT_RECORDS: usize = 32;
 
 /// A segment is closed once it holds this many bytes.
 pub const SEGMENT_BYTES: usize = 32 * 1024;
+
+/// sled's log segment size. sled writes any page larger than a quarter of it to a file of
+/// its own (a "blob": a file created, written and later deleted), and a leaf holding up to 17
+/// segments of [`SEGMENT_BYTES`] is over the default's quarter (128 KiB): with the default,
+/// most leaf rewrites became blob files, and file creation dominated the writer's CPU.
+const LOG_SEGMENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// The log segment size recorded in an existing sled directory's `conf` file
+/// (`segment_size: N`); `None` for a new store or an unreadable file (sled reports it).
+fn recorded_segment_size(dir: &Path) -> Option<usize> {
+    // The file ends with a binary checksum: read bytes, not a UTF-8 string.
+    let conf = std::fs::read(dir.join("conf")).ok()?;
+    String::from_utf8_lossy(&conf)
+        .lines()
+        .find_map(|l| l.strip_prefix("segment_size:"))
+        .and_then(|v| v.trim().parse().ok())
+}
 
 /// The store format this version reads and writes.
 const FORMAT: &[u8] = b"2";
@@ -166,6 +184,60 @@ fn push_frame(seg: &mut Vec<u8>, record: &[u8]) {
             .to_be_bytes(),
     );
     seg.extend_from_slice(record);
+}
+
+/// First byte of a compressed segment value: `{SEALED}{raw len:u32 LE}{LZ4 block}`. A raw
+/// segment starts with its first record's length prefix (big-endian u32), whose first byte
+/// is 0 for any record under 16 MiB, so both kinds are told apart by the first byte and
+/// stores written before compression read unchanged.
+const SEALED: u8 = 0xC1;
+
+/// Largest record framing a compressed segment may claim to inflate to (a damaged length
+/// must not make a reader allocate gigabytes): a segment closes at [`SEGMENT_BYTES`], so only
+/// a single huge record reaches this.
+const MAX_SEGMENT_RAW: usize = 1 << 30;
+
+/// The value stored for a segment's record framing: LZ4-compressed behind [`SEALED`] when
+/// that is smaller (records of one workspace share most of their keys and values), else the
+/// framing itself.
+pub(super) fn seal_segment(framing: Vec<u8>) -> Vec<u8> {
+    let Ok(len) = u32::try_from(framing.len()) else {
+        return framing;
+    };
+    let mut out = Vec::with_capacity(5 + lz4_flex::block::get_maximum_output_size(framing.len()));
+    out.push(SEALED);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.resize(
+        5 + lz4_flex::block::get_maximum_output_size(framing.len()),
+        0,
+    );
+    match lz4_flex::block::compress_into(&framing, &mut out[5..]) {
+        Ok(n) if 5 + n < framing.len() => {
+            out.truncate(5 + n);
+            out
+        }
+        _ => framing,
+    }
+}
+
+/// A stored segment value's record framing (inflated when sealed); `None` when a sealed
+/// value does not inflate to the length it claims (damage).
+pub(super) fn open_segment(v: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    let Some((&SEALED, rest)) = v.split_first() else {
+        return Some(std::borrow::Cow::Borrowed(v));
+    };
+    let len: [u8; 4] = rest.get(..4)?.try_into().ok()?;
+    let len = usize::try_from(u32::from_le_bytes(len)).ok()?;
+    let block = rest.get(4..)?;
+    // LZ4 cannot expand a block by more than 255× (one byte of a match run per 255 bytes).
+    if len > MAX_SEGMENT_RAW || len > block.len().saturating_mul(255).saturating_add(16) {
+        return None;
+    }
+    let mut out = vec![0u8; len];
+    match lz4_flex::block::decompress_into(block, &mut out) {
+        Ok(n) if n == len => Some(std::borrow::Cow::Owned(out)),
+        _ => None,
+    }
 }
 
 /// The byte ranges of a segment's records; `None` when the framing is broken.
@@ -371,7 +443,8 @@ pub const ANCHOR_FILE: &str = "chain-anchor.json";
 #[derive(Default)]
 struct SegmentCache {
     first: u64,
-    value: Option<sled::IVec>,
+    /// The segment's record framing (inflated).
+    value: Option<Vec<u8>>,
     frames: Vec<std::ops::Range<usize>>,
 }
 
@@ -426,7 +499,12 @@ impl Store {
     /// store closed): a lock held elsewhere is retried for up to two seconds before failing.
     /// A store of another format (the format-1 layout had one key per record) is refused.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        let config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
+        // sled refuses to reopen a store with another segment size than it was created with:
+        // a store created by an earlier version keeps the size its `conf` file records.
+        let config = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .segment_size(recorded_segment_size(dir).unwrap_or(LOG_SEGMENT_BYTES));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
         let db = loop {
             match config.open() {
@@ -571,9 +649,10 @@ impl Store {
             let Some((first, v)) = self.segment_of(ws, seq)? else {
                 return Ok(None);
             };
-            cache.frames = frames(&v).unwrap_or_default();
+            let body = open_segment(&v).map(std::borrow::Cow::into_owned);
+            cache.frames = body.as_deref().and_then(frames).unwrap_or_default();
             cache.first = first;
-            cache.value = Some(v);
+            cache.value = Some(body.unwrap_or_default());
         }
         let (Some(v), Some(r)) = (
             cache.value.as_ref(),
@@ -674,7 +753,7 @@ impl Store {
             if seg.count >= self.segment_records || seg.buf.len() >= self.segment_bytes {
                 let full =
                     std::mem::replace(&mut seg.buf, Vec::with_capacity(self.segment_bytes + 4096));
-                batch.insert(segment_key(ws, seg.first), full);
+                batch.insert(segment_key(ws, seg.first), seal_segment(full));
                 seg.first = seq;
                 seg.count = 0;
             }
@@ -693,7 +772,7 @@ impl Store {
         }
         for (ws, seg) in segments {
             if seg.count > 0 {
-                batch.insert(segment_key(&ws, seg.first), seg.buf);
+                batch.insert(segment_key(&ws, seg.first), seal_segment(seg.buf));
             }
         }
         for (prefix, seqs) in postings {
@@ -924,6 +1003,7 @@ impl Store {
         for item in iter {
             let (k, v) = item?;
             let Some(first) = seq_of(&k) else { continue };
+            let Some(v) = open_segment(&v) else { continue };
             let Some(fr) = frames(&v) else { continue };
             let mut at: Vec<(u64, std::ops::Range<usize>)> = fr
                 .into_iter()
@@ -1012,11 +1092,15 @@ impl Store {
         for item in self.db.scan_prefix(ws_key(b'r', ws)) {
             let (k, v) = item?;
             let first = seq_of(&k).unwrap_or(0);
-            let Some(fr) = frames(&v) else {
+            let opened = open_segment(&v).and_then(|b| {
+                let fr = frames(&b)?;
+                Some((b, fr))
+            });
+            let Some((v, fr)) = opened else {
                 report.broken = brk(
                     first.max(expected),
                     None,
-                    format!("segment at seq {first} is unreadable (broken record framing)"),
+                    format!("segment at seq {first} is unreadable (damaged compression or record framing)"),
                 );
                 return Ok(report);
             };
@@ -1199,6 +1283,7 @@ impl Store {
         let mut prefixes: std::collections::BTreeSet<Vec<u8>> = Default::default();
         'segments: for item in self.db.scan_prefix(ws_key(b'r', ws)) {
             let (k, v) = item?;
+            let Some(v) = open_segment(&v) else { break };
             let (Some(first), Some(fr)) = (seq_of(&k), frames(&v)) else {
                 break;
             };
@@ -1240,7 +1325,10 @@ impl Store {
                     for r in &fr[dropped..] {
                         push_frame(&mut rest, v.get(r.clone()).unwrap_or_default());
                     }
-                    batch.insert(segment_key(ws, first.saturating_add(dropped as u64)), rest);
+                    batch.insert(
+                        segment_key(ws, first.saturating_add(dropped as u64)),
+                        seal_segment(rest),
+                    );
                 }
                 break 'segments;
             }
@@ -1291,6 +1379,9 @@ impl Store {
         let Some((first, v)) = self.segment_of(ws, seq)? else {
             return Ok(None);
         };
+        let Some(v) = open_segment(&v) else {
+            return Ok(None);
+        };
         Ok(frame_at(&v, seq.saturating_sub(first)).map(<[u8]>::to_vec))
     }
 
@@ -1305,6 +1396,9 @@ impl Store {
         bytes: Option<&[u8]>,
     ) -> Result<bool, StoreError> {
         let Some((first, v)) = self.segment_of(ws, seq)? else {
+            return Ok(false);
+        };
+        let Some(v) = open_segment(&v) else {
             return Ok(false);
         };
         let Some(fr) = frames(&v) else {
@@ -1326,7 +1420,7 @@ impl Store {
         if seg.is_empty() {
             self.db.remove(key)?;
         } else {
-            self.db.insert(key, seg)?;
+            self.db.insert(key, seal_segment(seg))?;
         }
         Ok(true)
     }
