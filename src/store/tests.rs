@@ -819,6 +819,97 @@ fn a_flipped_byte_in_a_compressed_segment_is_reported() {
     }
 }
 
+/// Calls with UUIDv7 request ids and fresh (UUIDv7) event ids, several per millisecond.
+fn v7_calls(n: usize) -> (Vec<Event>, Vec<String>) {
+    let mut events = Vec::new();
+    let mut rids = Vec::new();
+    for _ in 0..n {
+        let rid = uuid::Uuid::now_v7().to_string();
+        for k in [kind::AI_REQUEST, kind::AI_RESPONSE] {
+            events.push(Event::new(k, "w1", rid.as_str()).route("openai"));
+        }
+        rids.push(rid);
+    }
+    (events, rids)
+}
+
+/// Lookups of every event id and request id of `events` (written to `s`).
+fn check_lookups(s: &Store, events: &[Event], rids: &[String]) {
+    for e in events {
+        let id = &e.evidence.event_id;
+        let r = s.get("w1", id).unwrap().expect("event found by its id");
+        assert_eq!(r["event_id"], id.as_str());
+        let p = s
+            .query("w1", &q_eq(&[("event_id", id.as_str())], 20, None, false))
+            .unwrap();
+        assert_eq!(p.events.len(), 1);
+    }
+    for rid in rids {
+        // Pages of one: the bucket's other calls are skipped, the cursor pages exactly.
+        let (seqs, _) = all_pages(s, q_eq(&[("request_id", rid.as_str())], 1, None, true));
+        assert_eq!(seqs.len(), 2, "request {rid}");
+        let (rev, _) = all_pages(s, q_eq(&[("request_id", rid.as_str())], 1, None, false));
+        assert_eq!(rev.iter().rev().copied().collect::<Vec<_>>(), seqs);
+    }
+    assert!(s
+        .get("w1", &uuid::Uuid::now_v7().to_string())
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn uuid7_ids_are_indexed_by_millisecond_and_found_exactly() {
+    let (_d, s) = open();
+    let mut heads = HashMap::new();
+    let mut all = Vec::new();
+    let mut rids = Vec::new();
+    for _ in 0..4 {
+        let (events, r) = v7_calls(60);
+        s.write(&mut heads, events.clone()).unwrap();
+        all.extend(events);
+        rids.extend(r);
+    }
+    // No key per event id or per request id: a few bucket lists per batch.
+    assert_eq!(s.db().scan_prefix(b"d\0w1\0").count(), 0);
+    assert_eq!(s.db().scan_prefix(b"i\0w1\0\x01").count(), 0);
+    let buckets = s.db().scan_prefix(b"u\0w1\0").count();
+    assert!(
+        buckets > 0 && buckets < all.len() / 4,
+        "{buckets} bucket lists"
+    );
+    check_lookups(&s, &all, &rids);
+    // An ingested event reusing a fresh id is a duplicate, found through the bucket.
+    let again =
+        Event::new(kind::AI_RESPONSE, "w1", "other").event_id(all[7].evidence.event_id.clone());
+    let w = s.write(&mut heads, vec![again]).unwrap();
+    assert!(matches!(w[0], Written::Duplicate { seq: 8, .. }), "{w:?}");
+    // Retention removes the bucket lists with the records.
+    let future = Timestamp::now().micros() + 1_000_000;
+    assert_eq!(
+        s.retain("w1", future, usize::MAX).unwrap(),
+        all.len() as u64
+    );
+    assert_eq!(s.db().scan_prefix(b"u\0w1\0").count(), 0);
+    assert!(s.verify("w1").unwrap().broken.is_none());
+}
+
+#[test]
+fn a_store_created_without_id_buckets_keeps_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = Store::open(dir.path(), 8 << 20).unwrap();
+        s.db().remove(b"v\0id-buckets").unwrap();
+        s.db().flush().unwrap();
+    }
+    let s = Store::open(dir.path(), 8 << 20).unwrap();
+    let mut heads = HashMap::new();
+    let (events, rids) = v7_calls(30);
+    s.write(&mut heads, events.clone()).unwrap();
+    assert_eq!(s.db().scan_prefix(b"d\0w1\0").count(), events.len());
+    assert_eq!(s.db().scan_prefix(b"u\0w1\0").count(), 0);
+    check_lookups(&s, &events, &rids);
+}
+
 #[test]
 fn a_store_of_another_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -886,7 +977,9 @@ fn written_bytes() -> u64 {
 
 /// The two events a proxied call records (`src/proxy/record.rs`), ~1 KB each.
 fn proxy_call(i: usize) -> Vec<Event> {
-    let rid = format!("req-{i:08x}-{}", "5f3a".repeat(6));
+    // A UUIDv7, as Parapet generates when the client sends no x-request-id.
+    let _ = i;
+    let rid = uuid::Uuid::now_v7().to_string();
     let base = |k: &str| {
         Event::new(k, "default", rid.as_str())
             .route("openai")
