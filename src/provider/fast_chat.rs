@@ -174,6 +174,103 @@ pub(super) fn chunk_items(data: &str, tool: &mut ToolMemo<'_>) -> Option<Vec<Str
     Some(out)
 }
 
+/// What a recorder keeps of a non-streamed answer besides its tool calls and error: the
+/// model, the assistant texts (segments of kind `Assistant` joined with `\n`), usage and
+/// finish reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AnswerSummary {
+    pub model: Option<String>,
+    pub text: String,
+    pub usage: Option<Usage>,
+    pub finish: Vec<String>,
+}
+
+impl AnswerSummary {
+    /// The summary of a parsed response (the reference the fast path is tested against).
+    pub fn of_view(view: &super::ResponseView) -> AnswerSummary {
+        AnswerSummary {
+            model: view.model.clone(),
+            text: view
+                .segments
+                .iter()
+                .filter(|s| s.kind == super::SegmentKind::Assistant)
+                .map(|s| s.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            usage: view.usage,
+            finish: view
+                .finish
+                .iter()
+                .filter_map(|f| f.reason.clone())
+                .collect(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Completion<'a> {
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    choices: Option<Vec<Obj<FullChoice<'a>>>>,
+    #[serde(default)]
+    usage: Option<serde_json::Value>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct FullChoice<'a> {
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message: Option<Obj<Message<'a>>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    refusal: Option<Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<Vec<IgnoredAny>>,
+    #[serde(default)]
+    function_call: Option<IgnoredAny>,
+}
+
+/// The [`AnswerSummary`] of a non-streamed OpenAI chat / completions answer without tool
+/// calls or error, from a borrowed typed parse; `None` (the caller runs the `Value` walk,
+/// which gives the exact answer or error) for any other shape: tool calls, an `error`,
+/// content parts, a member of an unexpected type, a repeated member, not an object.
+pub fn answer_summary(body: &[u8]) -> Option<AnswerSummary> {
+    let Obj(c) = serde_json::from_slice::<Obj<Completion<'_>>>(body).ok()?;
+    if c.error.is_some() {
+        return None;
+    }
+    let mut texts: Vec<&str> = Vec::new();
+    let mut finish = Vec::new();
+    for Obj(ch) in c.choices.iter().flatten() {
+        texts.extend(ch.text.as_deref());
+        if let Some(Obj(m)) = &ch.message {
+            if m.function_call.is_some() || m.tool_calls.as_ref().is_some_and(|t| !t.is_empty()) {
+                return None;
+            }
+            texts.extend(m.content.as_deref());
+            texts.extend(m.refusal.as_deref());
+        }
+        finish.extend(ch.finish_reason.as_deref().map(str::to_owned));
+    }
+    Some(AnswerSummary {
+        model: c.model.map(Cow::into_owned),
+        text: texts.join("\n"),
+        usage: c.usage.as_ref().and_then(Usage::from_json),
+        finish,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::stream::StreamNormalizer;
@@ -333,6 +430,132 @@ mod tests {
                 }
                 s
             })
+    }
+
+    /// A chat completion body of the usual shape or an unusual one.
+    fn completion() -> impl Strategy<Value = String> {
+        let text = || {
+            prop_oneof![
+                4 => "[a-c\"\\\n ]{0,6}".prop_map(|s| Some(Value::String(s))),
+                1 => Just(None),
+                1 => Just(Some(Value::Null)),
+                1 => any_json().prop_map(Some),
+            ]
+        };
+        let message = (
+            text(),
+            text(),
+            prop_oneof![
+                6 => Just(None),
+                1 => Just(Some(json!([]))),
+                1 => Just(Some(json!([{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]))),
+                1 => any_json().prop_map(Some),
+            ],
+            prop::option::weighted(0.05, any_json()),
+            prop_oneof![
+                6 => Just(Some(json!("assistant"))),
+                1 => any_json().prop_map(Some),
+            ],
+        )
+            .prop_map(|(content, refusal, tool_calls, function_call, role)| {
+                object(vec![
+                    ("role", role),
+                    ("content", content),
+                    ("refusal", refusal),
+                    ("tool_calls", tool_calls),
+                    ("function_call", function_call),
+                ])
+            });
+        let choice = (
+            prop_oneof![4 => (0u64..3).prop_map(|i| Some(json!(i))), 1 => any_json().prop_map(Some)],
+            prop::option::weighted(0.15, text()),
+            prop_oneof![
+                6 => message.prop_map(Some),
+                1 => Just(Some(Value::Null)),
+                1 => Just(None),
+                1 => any_json().prop_map(Some),
+            ],
+            prop_oneof![
+                4 => Just(Some(json!("stop"))),
+                2 => Just(Some(Value::Null)),
+                1 => any_json().prop_map(Some),
+            ],
+        )
+            .prop_map(|(i, t, m, f)| {
+                object(vec![
+                    ("index", i),
+                    ("text", t.flatten()),
+                    ("message", m),
+                    ("finish_reason", f),
+                ])
+            });
+        let usage = prop_oneof![
+            Just(
+                json!({"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5,
+                "prompt_tokens_details": {"cached_tokens": 1}})
+            ),
+            any_json(),
+        ];
+        (
+            maybe(
+                prop::collection::vec(choice, 0..3)
+                    .prop_map(Value::Array)
+                    .boxed(),
+            ),
+            maybe(usage.boxed()),
+            prop::option::weighted(0.1, any_json()),
+            prop_oneof![3 => Just(Some(json!("gpt-4o-mini"))), 1 => any_json().prop_map(Some)],
+            any::<bool>(),
+        )
+            .prop_map(|(choices, usage, error, model, dup)| {
+                let mut s = object(vec![
+                    ("id", Some(json!("chatcmpl-1"))),
+                    ("object", Some(json!("chat.completion"))),
+                    ("model", model),
+                    ("choices", choices),
+                    ("usage", usage),
+                    ("error", error),
+                ])
+                .to_string();
+                if dup && s.contains("\"content\":") {
+                    s = s.replacen("\"content\":", "\"content\":\"dup\",\"content\":", 1);
+                }
+                s
+            })
+    }
+
+    #[test]
+    fn usual_answers_take_the_fast_path() {
+        let usual = r#"{"id":"chatcmpl-mock-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","system_fingerprint":"fp","choices":[{"index":0,"message":{"role":"assistant","content":"He said \"hi\"\n","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":19,"completion_tokens":22,"total_tokens":41,"prompt_tokens_details":{"cached_tokens":0}}}"#;
+        let s = super::answer_summary(usual.as_bytes()).unwrap();
+        assert_eq!(s.text, "He said \"hi\"\n");
+        assert_eq!(s.finish, vec!["stop".to_string()]);
+        assert_eq!(s.usage.unwrap().total(), Some(41));
+        for other in [
+            r#"{"choices":[{"message":{"content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}}]}"#,
+            r#"{"error":{"message":"x"}}"#,
+            r#"{"choices":[{"message":{"content":[{"type":"text","text":"a"}]}}]}"#,
+            r#"{"model":"a","model":"b","choices":[]}"#,
+            r#"[1]"#,
+        ] {
+            assert!(super::answer_summary(other.as_bytes()).is_none(), "{other}");
+        }
+    }
+
+    proptest! {
+        /// Wherever the fast path answers, it gives exactly the `Value` walk's summary (and
+        /// the walk does not fail there).
+        #[test]
+        fn answer_fast_path_equals_the_value_walk(body in completion(), completions in any::<bool>()) {
+            let format = if completions { ApiFormat::OpenAiCompletions } else { ApiFormat::OpenAiChat };
+            if let Some(fast) = super::answer_summary(body.as_bytes()) {
+                let v: Value = serde_json::from_str(&body).unwrap();
+                let view = crate::provider::parse_response(format, &v);
+                prop_assert!(view.is_ok(), "{} {:?}", body, view);
+                let reference = super::AnswerSummary::of_view(&view.unwrap());
+                prop_assert_eq!(fast, reference, "{}", body);
+            }
+        }
     }
 
     proptest! {

@@ -21,6 +21,7 @@
 //! field; unknown fields, roles, item and part types are ignored.
 
 mod fast_chat;
+pub use fast_chat::{answer_summary, AnswerSummary};
 pub mod path;
 pub mod request;
 pub mod response;

@@ -454,24 +454,28 @@ struct Answer {
 
 impl Answer {
     fn from_json(format: ApiFormat, bytes: &[u8]) -> Answer {
+        let chat = matches!(format, ApiFormat::OpenAiChat | ApiFormat::OpenAiCompletions);
+        if let Some(s) = chat.then(|| provider::answer_summary(bytes)).flatten() {
+            return Answer {
+                model: s.model,
+                text: s.text,
+                usage: s.usage,
+                finish: s.finish,
+                ..Answer::default()
+            };
+        }
         let Ok(body) = serde_json::from_slice::<Value>(bytes) else {
             return Answer::default();
         };
         let Ok(view) = provider::parse_response(format, &body) else {
             return Answer::default();
         };
-        let text = view
-            .segments
-            .iter()
-            .filter(|s| s.kind == SegmentKind::Assistant)
-            .map(|s| s.text.as_str())
-            .collect::<Vec<_>>()
-            .join("\n");
+        let s = provider::AnswerSummary::of_view(&view);
         Answer {
-            model: view.model,
-            text,
-            usage: view.usage,
-            finish: view.finish.into_iter().filter_map(|f| f.reason).collect(),
+            model: s.model,
+            text: s.text,
+            usage: s.usage,
+            finish: s.finish,
             tool_calls: view
                 .tool_calls
                 .into_iter()
