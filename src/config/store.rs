@@ -28,6 +28,8 @@ pub struct RawStore {
     pub full_content_routes: Vec<String>,
     /// sled page cache.
     pub cache_capacity_mb: u64,
+    /// How long a small batch of proxy-path events waits for more before it is written.
+    pub linger_ms: u64,
     /// Largest ingestion request body (413 above).
     pub max_request_bytes: u64,
     /// Most events in one ingestion request (413 above).
@@ -46,6 +48,7 @@ impl Default for RawStore {
             content_summary_chars: 200,
             full_content_routes: Vec::new(),
             cache_capacity_mb: 64,
+            linger_ms: 5,
             max_request_bytes: 5 * 1024 * 1024,
             max_events_per_request: 1_000,
         }
@@ -65,6 +68,7 @@ pub struct StoreConfig {
     pub content_summary_chars: usize,
     pub full_content_routes: Vec<String>,
     pub cache_capacity_bytes: u64,
+    pub linger: Duration,
     pub max_request_bytes: u64,
     pub max_events_per_request: usize,
 }
@@ -108,6 +112,12 @@ pub fn validate(
     if raw.retention_interval_ms == 0 {
         err("retention_interval_ms", "must be greater than 0".into());
     }
+    if raw.linger_ms > 1_000 {
+        err(
+            "linger_ms",
+            format!("must be at most 1000 (got {})", raw.linger_ms),
+        );
+    }
     if raw.max_request_bytes == 0 {
         err("max_request_bytes", "must be greater than 0".into());
     }
@@ -132,6 +142,7 @@ pub fn validate(
         content_summary_chars: raw.content_summary_chars,
         full_content_routes: raw.full_content_routes.clone(),
         cache_capacity_bytes: raw.cache_capacity_mb.saturating_mul(1024 * 1024),
+        linger: Duration::from_millis(raw.linger_ms.min(1_000)),
         max_request_bytes: raw.max_request_bytes,
         max_events_per_request: raw.max_events_per_request,
     }

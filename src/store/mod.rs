@@ -9,6 +9,7 @@
 //!
 //! Durability: `EventSink::submit` (ingestion API) returns only after the batch holding its
 //! events was applied and flushed. `EventSink::record` queues without waiting for the flush;
+//! a small batch of them lingers up to `linger` for more (fewer, larger sled batches), and
 //! it is flushed with the next acked batch or within [`PROXY_FLUSH_EVERY`], sharing one
 //! flush and anchor update with the other proxy batches of that interval. When the queue is
 //! full it waits up to `queue_wait` (counted in
@@ -243,9 +244,10 @@ impl StoreService {
         let store = Store::open(&cfg.data_dir, cfg.cache_capacity_bytes)?;
         let (tx, rx) = mpsc::channel(cfg.queue_capacity);
         let writer_store = store.clone();
+        let linger = cfg.linger;
         let writer = std::thread::Builder::new()
             .name("parapet-event-writer".into())
-            .spawn(move || writer_loop(writer_store, rx))
+            .spawn(move || writer_loop(writer_store, rx, linger))
             .map_err(|e| StoreError::Other(format!("cannot start the writer thread: {e}")))?;
         let sink = EventSink {
             inner: Some(Arc::new(Inner {
@@ -334,7 +336,12 @@ pub fn verify_dir(dir: &std::path::Path) -> Result<Vec<WorkspaceReport>, String>
 /// each. A batch with an ingestion ack is flushed before the ack, always.
 pub const PROXY_FLUSH_EVERY: Duration = Duration::from_millis(10);
 
-fn writer_loop(store: Store, mut rx: mpsc::Receiver<Msg>) {
+/// Events that end a linger (`[store] linger_ms`: how long a small batch of proxy-path
+/// events waits for more before it is written; an event with an ingestion ack or a control
+/// message also ends it).
+pub const LINGER_EVENTS: usize = 512;
+
+fn writer_loop(store: Store, mut rx: mpsc::Receiver<Msg>, linger: Duration) {
     // A current-thread runtime only for the timed receive (flush deadline of unacked writes).
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -384,6 +391,38 @@ fn writer_loop(store: Store, mut rx: mpsc::Receiver<Msg>) {
             match rx.try_recv() {
                 Ok(m) => msgs.push(m),
                 Err(_) => break,
+            }
+        }
+        // Linger: a small batch of proxy-path events only (nobody waits for an ack) waits a
+        // moment for more. sled makes every atomic batch two log writes with
+        // `sync_file_range`, and its per-batch inserts (segments, posting lists, head) are
+        // shared by the events of one batch: fewer, larger batches cost far less CPU.
+        let acked = |msgs: &[Msg]| {
+            msgs.iter()
+                .any(|m| matches!(m, Msg::Write { ack: Some(_), .. }))
+        };
+        if !linger.is_zero() && control.is_none() && n_events < LINGER_EVENTS && !acked(&msgs) {
+            let until = tokio::time::Instant::now() + linger;
+            while n_events < LINGER_EVENTS {
+                let next = rt.block_on(async { tokio::time::timeout_at(until, rx.recv()).await });
+                match next {
+                    Ok(Some(m @ Msg::Write { .. })) => {
+                        let stop = matches!(m, Msg::Write { ack: Some(_), .. });
+                        if let Msg::Write { events, .. } = &m {
+                            n_events += events.len();
+                        }
+                        msgs.push(m);
+                        if stop {
+                            break;
+                        }
+                    }
+                    Ok(Some(m)) => {
+                        control = Some(m);
+                        break;
+                    }
+                    // Closed (shutdown without a message) or the linger is over.
+                    Ok(None) | Err(_) => break,
+                }
             }
         }
         metrics::event_dequeued(msgs.len() + usize::from(control.is_some()));

@@ -336,6 +336,30 @@ async fn unacked_batches_are_flushed_within_the_interval() {
     svc.shutdown().await;
 }
 
+/// A small batch of proxy-path events waits `linger` for more: two events sent 40 ms
+/// apart to an idle writer with a 400 ms linger are one batch (one segment); with no
+/// linger, the first is written alone.
+#[tokio::test]
+async fn proxy_events_linger_to_share_a_batch() {
+    for (linger_ms, together) in [(400u64, true), (0, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::config::store::StoreConfig::in_dir(dir.path());
+        cfg.linger = Duration::from_millis(linger_ms);
+        let svc = StoreService::start(&cfg).unwrap();
+        let sink = svc.sink();
+        sink.record(ev("w1", "a", "s", "answered")).await;
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        sink.record(ev("w1", "b", "s", "answered")).await;
+        svc.shutdown().await;
+        let s = sink.store().unwrap();
+        let (k1, k2) = (
+            s.raw_segment_key("w1", 1).unwrap().unwrap(),
+            s.raw_segment_key("w1", 2).unwrap().unwrap(),
+        );
+        assert_eq!(k1 == k2, together, "linger {linger_ms} ms");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writer_group_commits_and_drains_on_shutdown() {
     let dir = tempfile::tempdir().unwrap();
