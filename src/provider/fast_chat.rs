@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::response::{Finish, Usage};
 use super::stream::{chat_tool_delta, text_delta, StreamItem, StreamPos};
 use super::walk::{at as path, key};
-use super::PathElem;
+use super::{PathElem, SegmentKind};
 
 /// `T` read only from a JSON object (derived structs would also accept an array).
 struct Obj<T>(T);
@@ -269,6 +269,74 @@ pub fn answer_summary(body: &[u8]) -> Option<AnswerSummary> {
         usage: c.usage.as_ref().and_then(Usage::from_json),
         finish,
     })
+}
+
+/// The request text a recorder summarizes: the last user-side segment (user message,
+/// prompt, embedding input, tool result), else the last segment.
+pub fn input_text_of(segments: &[super::Segment]) -> Option<String> {
+    let user_side = |k: SegmentKind| {
+        matches!(
+            k,
+            SegmentKind::User
+                | SegmentKind::Prompt
+                | SegmentKind::EmbeddingInput
+                | SegmentKind::ToolResult
+        )
+    };
+    segments
+        .iter()
+        .rev()
+        .find(|s| user_side(s.kind))
+        .or_else(|| segments.last())
+        .map(|s| s.text.clone())
+}
+
+#[derive(Deserialize)]
+struct ChatRequest<'a> {
+    #[serde(default, borrow)]
+    messages: Option<Vec<Obj<RequestMessage<'a>>>>,
+    /// Read only so a non-boolean `stream` declines, as `parse_request` refuses it.
+    #[serde(default, rename = "stream")]
+    _stream: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct RequestMessage<'a> {
+    #[serde(default, borrow)]
+    role: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    refusal: Option<Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<Vec<IgnoredAny>>,
+    #[serde(default)]
+    function_call: Option<IgnoredAny>,
+}
+
+/// [`input_text_of`] a chat completions request's segments, from a borrowed typed parse:
+/// `Some(text)` for requests whose messages all have string (or null) content and no tool
+/// calls; `None` (the caller runs `parse_request` on a `Value`) for any other shape.
+pub fn chat_input_text(body: &[u8]) -> Option<Option<String>> {
+    let Obj(r) = serde_json::from_slice::<Obj<ChatRequest<'_>>>(body).ok()?;
+    let mut last: Option<(SegmentKind, &str)> = None;
+    let mut last_user: Option<&str> = None;
+    for Obj(m) in r.messages.as_deref()? {
+        if m.function_call.is_some() || m.tool_calls.as_ref().is_some_and(|t| !t.is_empty()) {
+            return None;
+        }
+        let kind = SegmentKind::from_role(m.role.as_deref().unwrap_or_default());
+        for t in [m.content.as_deref(), m.refusal.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            last = Some((kind, t));
+            if matches!(kind, SegmentKind::User | SegmentKind::ToolResult) {
+                last_user = Some(t);
+            }
+        }
+    }
+    Some(last_user.or(last.map(|(_, t)| t)).map(str::to_owned))
 }
 
 #[cfg(test)]
@@ -554,6 +622,116 @@ mod tests {
                 prop_assert!(view.is_ok(), "{} {:?}", body, view);
                 let reference = super::AnswerSummary::of_view(&view.unwrap());
                 prop_assert_eq!(fast, reference, "{}", body);
+            }
+        }
+    }
+
+    /// A chat completions request of the usual shape or an unusual one.
+    fn chat_request() -> impl Strategy<Value = String> {
+        let text = || {
+            prop_oneof![
+                4 => "[a-c\"\\\n ]{0,6}".prop_map(|s| Some(Value::String(s))),
+                1 => Just(None),
+                1 => Just(Some(Value::Null)),
+                1 => Just(Some(json!([{"type": "text", "text": "part"}]))),
+                1 => any_json().prop_map(Some),
+            ]
+        };
+        let role = prop_oneof![
+            3 => Just(Some(json!("user"))),
+            2 => Just(Some(json!("system"))),
+            2 => Just(Some(json!("assistant"))),
+            1 => Just(Some(json!("tool"))),
+            1 => Just(Some(json!("developer"))),
+            1 => Just(Some(json!("function"))),
+            1 => Just(None),
+            1 => any_json().prop_map(Some),
+        ];
+        let message = (
+            role,
+            text(),
+            prop::option::weighted(0.1, text()),
+            prop_oneof![
+                8 => Just(None),
+                1 => Just(Some(json!([]))),
+                1 => Just(Some(json!([{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]))),
+                1 => any_json().prop_map(Some),
+            ],
+            prop::option::weighted(0.05, any_json()),
+        )
+            .prop_map(|(role, content, refusal, tool_calls, function_call)| {
+                object(vec![
+                    ("role", role),
+                    ("content", content),
+                    ("refusal", refusal.flatten()),
+                    ("tool_calls", tool_calls),
+                    ("function_call", function_call),
+                ])
+            });
+        (
+            prop_oneof![
+                6 => prop::collection::vec(message, 0..5).prop_map(|m| Some(Value::Array(m))),
+                1 => Just(None),
+                1 => any_json().prop_map(Some),
+            ],
+            prop_oneof![
+                3 => Just(None),
+                2 => any::<bool>().prop_map(|b| Some(json!(b))),
+                1 => any_json().prop_map(Some),
+            ],
+            any::<bool>(),
+        )
+            .prop_map(|(messages, stream, dup)| {
+                let mut s = object(vec![
+                    ("model", Some(json!("gpt-4o-mini"))),
+                    ("messages", messages),
+                    ("stream", stream),
+                ])
+                .to_string();
+                if dup && s.contains("\"content\":") {
+                    s = s.replacen("\"content\":", "\"content\":\"dup\",\"content\":", 1);
+                }
+                s
+            })
+    }
+
+    #[test]
+    fn usual_requests_take_the_input_fast_path() {
+        let usual = r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Mail a@b.example \"now\""},{"role":"assistant","content":null,"refusal":"no"}],"stream":false}"#;
+        assert_eq!(
+            super::chat_input_text(usual.as_bytes()),
+            Some(Some("Mail a@b.example \"now\"".to_string()))
+        );
+        let only_system = r#"{"messages":[{"role":"system","content":"s"}]}"#;
+        assert_eq!(
+            super::chat_input_text(only_system.as_bytes()),
+            Some(Some("s".into()))
+        );
+        assert_eq!(super::chat_input_text(br#"{"messages":[]}"#), Some(None));
+        for other in [
+            r#"{"messages":[{"role":"user","content":[{"type":"text","text":"a"}]}]}"#,
+            r#"{"messages":[{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}]}"#,
+            r#"{"messages":[{"role":"user","content":"a"}],"stream":"yes"}"#,
+            r#"{"model":"x"}"#,
+            r#"[1]"#,
+        ] {
+            assert!(
+                super::chat_input_text(other.as_bytes()).is_none(),
+                "{other}"
+            );
+        }
+    }
+
+    proptest! {
+        /// Wherever the request fast path answers, it gives exactly the text
+        /// `input_text_of` picks from `parse_request`'s segments (and the walk does not fail).
+        #[test]
+        fn input_fast_path_equals_the_value_walk(body in chat_request()) {
+            if let Some(fast) = super::chat_input_text(body.as_bytes()) {
+                let v: Value = serde_json::from_str(&body).unwrap();
+                let view = crate::provider::parse_request(ApiFormat::OpenAiChat, &v);
+                prop_assert!(view.is_ok(), "{} {:?}", body, view);
+                prop_assert_eq!(fast, super::input_text_of(&view.unwrap().segments), "{}", body);
             }
         }
     }

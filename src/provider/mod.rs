@@ -21,7 +21,7 @@
 //! field; unknown fields, roles, item and part types are ignored.
 
 mod fast_chat;
-pub use fast_chat::{answer_summary, AnswerSummary};
+pub use fast_chat::{answer_summary, chat_input_text, input_text_of, AnswerSummary};
 pub mod path;
 pub mod request;
 pub mod response;

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use crate::guard::{PolicySet, Violation};
-use crate::provider::{self, ApiFormat, SegmentKind, StreamItem, StreamNormalizer, Usage};
+use crate::provider::{self, ApiFormat, StreamItem, StreamNormalizer, Usage};
 use crate::store::{kind, Event, EventSink, Reservation};
 
 /// Response bytes kept for parsing at the end of a call; beyond this the answer is not
@@ -366,23 +366,14 @@ impl CallRecord {
         if self.request_body.is_empty() {
             return None;
         }
+        if format == ApiFormat::OpenAiChat {
+            if let Some(text) = provider::chat_input_text(&self.request_body) {
+                return text;
+            }
+        }
         let body: Value = serde_json::from_slice(&self.request_body).ok()?;
         let view = provider::parse_request(format, &body).ok()?;
-        let user_side = |k: SegmentKind| {
-            matches!(
-                k,
-                SegmentKind::User
-                    | SegmentKind::Prompt
-                    | SegmentKind::EmbeddingInput
-                    | SegmentKind::ToolResult
-            )
-        };
-        view.segments
-            .iter()
-            .rev()
-            .find(|s| user_side(s.kind))
-            .or_else(|| view.segments.last())
-            .map(|s| s.text.clone())
+        provider::input_text_of(&view.segments)
     }
 
     fn parse_answer(&self) -> Answer {
