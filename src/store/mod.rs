@@ -28,10 +28,11 @@ pub mod evidence;
 pub mod record;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::config::store::StoreConfig;
 use crate::metrics;
@@ -59,8 +60,39 @@ enum Msg {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// How producers wake a lingering writer. While the writer lingers it does not poll the
+/// queue (each message would wake its thread: a futex wake and two context switches per
+/// call); producers ring `urgent` only for what must not wait: an acked write, a control
+/// message, or [`LINGER_EVENTS`] events since the linger began.
+#[derive(Default)]
+struct Doorbell {
+    /// Events queued and not yet taken into a written batch: producers add after queueing,
+    /// the writer subtracts a batch's events once it stops collecting them. (A producer can
+    /// add after the writer subtracted; the counter wraps for that moment and at worst
+    /// rings once too early.)
+    pending: AtomicUsize,
+    urgent: Notify,
+}
+
+impl Doorbell {
+    /// `n` proxy-path events were queued.
+    fn queued(&self, n: usize) {
+        let now = self.pending.fetch_add(n, Ordering::Relaxed).wrapping_add(n);
+        if now >= LINGER_EVENTS {
+            self.urgent.notify_one();
+        }
+    }
+
+    /// Something that must not linger was queued (`n` events of it).
+    fn ring(&self, n: usize) {
+        self.pending.fetch_add(n, Ordering::Relaxed);
+        self.urgent.notify_one();
+    }
+}
+
 struct Inner {
     tx: mpsc::Sender<Msg>,
+    bell: Arc<Doorbell>,
     store: Store,
     queue_wait: Duration,
     summary_chars: usize,
@@ -120,11 +152,17 @@ impl EventSink {
             ack: None,
         };
         match inner.tx.try_send(msg) {
-            Ok(()) => metrics::event_queued(1),
+            Ok(()) => {
+                metrics::event_queued(1);
+                inner.bell.queued(n);
+            }
             Err(mpsc::error::TrySendError::Full(msg)) => {
                 metrics::event_queue_full();
                 match inner.tx.send_timeout(msg, inner.queue_wait).await {
-                    Ok(()) => metrics::event_queued(1),
+                    Ok(()) => {
+                        metrics::event_queued(1);
+                        inner.bell.queued(n);
+                    }
                     Err(_) => {
                         metrics::events_dropped(n);
                         tracing::error!(
@@ -163,7 +201,10 @@ impl EventSink {
                 "event queue full for the whole wait (or store stopped); call not recorded"
             );
         }
-        permit.map(|permit| Reservation { permit })
+        permit.map(|permit| Reservation {
+            permit,
+            bell: inner.bell.clone(),
+        })
     }
 
     /// Store events durably: returns after they are flushed to disk (or already stored:
@@ -173,6 +214,7 @@ impl EventSink {
             return Err(StoreError::Other("the event store is disabled".into()));
         };
         let (tx, rx) = oneshot::channel();
+        let n = events.len();
         let events = prepare(events);
         inner
             .tx
@@ -183,6 +225,7 @@ impl EventSink {
             .await
             .map_err(|_| StoreError::Other("the event store is stopped".into()))?;
         metrics::event_queued(1);
+        inner.bell.ring(n);
         rx.await
             .map_err(|_| StoreError::Other("the event writer stopped".into()))?
     }
@@ -204,6 +247,7 @@ impl EventSink {
             return 0;
         }
         metrics::event_queued(1);
+        inner.bell.ring(0);
         rx.await.unwrap_or(0)
     }
 }
@@ -211,6 +255,7 @@ impl EventSink {
 /// A reserved queue slot (`EventSink::reserve`): sending never waits.
 pub struct Reservation {
     permit: mpsc::OwnedPermit<Msg>,
+    bell: Arc<Doorbell>,
 }
 
 impl Reservation {
@@ -219,11 +264,13 @@ impl Reservation {
         if events.is_empty() {
             return;
         }
+        let n = events.len();
         self.permit.send(Msg::Write {
             events: prepare(events),
             ack: None,
         });
         metrics::event_queued(1);
+        self.bell.queued(n);
     }
 }
 
@@ -245,13 +292,16 @@ impl StoreService {
         let (tx, rx) = mpsc::channel(cfg.queue_capacity);
         let writer_store = store.clone();
         let linger = cfg.linger;
+        let bell = Arc::new(Doorbell::default());
+        let writer_bell = bell.clone();
         let writer = std::thread::Builder::new()
             .name("parapet-event-writer".into())
-            .spawn(move || writer_loop(writer_store, rx, linger))
+            .spawn(move || writer_loop(writer_store, rx, &writer_bell, linger))
             .map_err(|e| StoreError::Other(format!("cannot start the writer thread: {e}")))?;
         let sink = EventSink {
             inner: Some(Arc::new(Inner {
                 tx,
+                bell,
                 store,
                 queue_wait: cfg.queue_wait,
                 summary_chars: cfg.content_summary_chars,
@@ -300,6 +350,7 @@ impl StoreService {
         if let Some(inner) = &self.sink.inner {
             let (tx, rx) = oneshot::channel();
             if inner.tx.send(Msg::Shutdown(tx)).await.is_ok() {
+                inner.bell.ring(0);
                 let _ = rx.await;
             }
         }
@@ -341,7 +392,7 @@ pub const PROXY_FLUSH_EVERY: Duration = Duration::from_millis(10);
 /// message also ends it).
 pub const LINGER_EVENTS: usize = 512;
 
-fn writer_loop(store: Store, mut rx: mpsc::Receiver<Msg>, linger: Duration) {
+fn writer_loop(store: Store, mut rx: mpsc::Receiver<Msg>, bell: &Doorbell, linger: Duration) {
     // A current-thread runtime only for the timed receive (flush deadline of unacked writes).
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -373,58 +424,28 @@ fn writer_loop(store: Store, mut rx: mpsc::Receiver<Msg>, linger: Duration) {
             }
         };
         let Some(first) = first else { break };
-        let mut msgs = vec![first];
-        let mut n_events = 0usize;
-        let mut control = None;
-        loop {
-            match msgs.last() {
-                Some(Msg::Write { events, .. }) => n_events += events.len(),
-                Some(_) => {
-                    control = msgs.pop();
-                    break;
-                }
-                None => {}
-            }
-            if n_events >= MAX_BATCH_EVENTS {
-                break;
-            }
-            match rx.try_recv() {
-                Ok(m) => msgs.push(m),
-                Err(_) => break,
-            }
-        }
+        let mut batch = Batch::default();
+        batch.push(first);
+        batch.drain(&mut rx);
         // Linger: a small batch of proxy-path events only (nobody waits for an ack) waits a
         // moment for more. sled makes every atomic batch two log writes with
         // `sync_file_range`, and its per-batch inserts (segments, posting lists, head) are
-        // shared by the events of one batch: fewer, larger batches cost far less CPU.
-        let acked = |msgs: &[Msg]| {
-            msgs.iter()
-                .any(|m| matches!(m, Msg::Write { ack: Some(_), .. }))
-        };
-        if !linger.is_zero() && control.is_none() && n_events < LINGER_EVENTS && !acked(&msgs) {
+        // shared by the events of one batch: fewer, larger batches cost far less CPU. The
+        // writer sleeps on the doorbell, not on the queue, so it wakes once per linger, not
+        // once per call.
+        if !linger.is_zero() && !batch.stop && batch.n_events < LINGER_EVENTS {
             let until = tokio::time::Instant::now() + linger;
-            while n_events < LINGER_EVENTS {
-                let next = rt.block_on(async { tokio::time::timeout_at(until, rx.recv()).await });
-                match next {
-                    Ok(Some(m @ Msg::Write { .. })) => {
-                        let stop = matches!(m, Msg::Write { ack: Some(_), .. });
-                        if let Msg::Write { events, .. } = &m {
-                            n_events += events.len();
-                        }
-                        msgs.push(m);
-                        if stop {
-                            break;
-                        }
-                    }
-                    Ok(Some(m)) => {
-                        control = Some(m);
-                        break;
-                    }
-                    // Closed (shutdown without a message) or the linger is over.
-                    Ok(None) | Err(_) => break,
+            loop {
+                let rung = rt
+                    .block_on(async { tokio::time::timeout_at(until, bell.urgent.notified()).await });
+                batch.drain(&mut rx);
+                if rung.is_err() || batch.stop || batch.n_events >= LINGER_EVENTS {
+                    break;
                 }
             }
         }
+        let Batch { msgs, control, n_events, .. } = batch;
+        bell.pending.fetch_sub(n_events, Ordering::Relaxed);
         metrics::event_dequeued(msgs.len() + usize::from(control.is_some()));
         if !msgs.is_empty() {
             write_batch(&store, &mut heads, msgs, n_events, &mut dirty_since);
@@ -457,6 +478,47 @@ fn writer_loop(store: Store, mut rx: mpsc::Receiver<Msg>, linger: Duration) {
         }
     }
     flush_and_anchor(&store, &mut heads);
+}
+
+/// What the writer took from the queue for one sled batch.
+#[derive(Default)]
+struct Batch {
+    msgs: Vec<Msg>,
+    n_events: usize,
+    /// A retention or shutdown message (handled after the batch).
+    control: Option<Msg>,
+    /// Write now: an acked write, a control message, a closed queue, or a full batch.
+    stop: bool,
+}
+
+impl Batch {
+    fn push(&mut self, m: Msg) {
+        match m {
+            Msg::Write { ref events, ref ack } => {
+                self.n_events += events.len();
+                self.stop |= ack.is_some() || self.n_events >= MAX_BATCH_EVENTS;
+                self.msgs.push(m);
+            }
+            control => {
+                self.control = Some(control);
+                self.stop = true;
+            }
+        }
+    }
+
+    /// Take what is queued, up to a control message or [`MAX_BATCH_EVENTS`].
+    fn drain(&mut self, rx: &mut mpsc::Receiver<Msg>) {
+        while self.control.is_none() && self.n_events < MAX_BATCH_EVENTS {
+            match rx.try_recv() {
+                Ok(m) => self.push(m),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.stop = true;
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// Flush, then record the chain heads in the anchor (after the flush: the anchor never

@@ -360,6 +360,45 @@ async fn proxy_events_linger_to_share_a_batch() {
     }
 }
 
+/// A lingering writer sleeps on its doorbell, not on the queue: an acked write, a
+/// shutdown, and a full linger's worth of events each end the linger at once (the linger
+/// here is 60 s; the test would hang without the doorbell).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn urgent_messages_end_a_linger() {
+    let long = Duration::from_secs(60);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = crate::config::store::StoreConfig::in_dir(dir.path());
+    cfg.linger = long;
+    let svc = StoreService::start(&cfg).unwrap();
+    let sink = svc.sink();
+    sink.record(ev("w1", "a", "s", "answered")).await;
+    tokio::time::sleep(Duration::from_millis(100)).await; // the writer is lingering now
+    let acked = tokio::time::timeout(
+        Duration::from_secs(20),
+        sink.submit(vec![ev("w1", "b", "s", "answered")]),
+    )
+    .await
+    .expect("an acked write ends the linger")
+    .unwrap();
+    assert!(matches!(acked[0], Written::New { .. }));
+    // A linger's worth of proxy events is written without waiting for the deadline.
+    for i in 0..LINGER_EVENTS {
+        sink.record(ev("w1", &format!("p{i}"), "s", "answered")).await;
+    }
+    let s = sink.store().unwrap().clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while s.verify("w1").unwrap().records < 2 + LINGER_EVENTS as u64 {
+        assert!(std::time::Instant::now() < deadline, "a full linger was not written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // One more event starts a new linger; shutdown ends it and drains it.
+    sink.record(ev("w1", "last", "s", "answered")).await;
+    tokio::time::timeout(Duration::from_secs(20), svc.shutdown())
+        .await
+        .expect("shutdown ends the linger");
+    assert_eq!(s.verify("w1").unwrap().records, 3 + LINGER_EVENTS as u64);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writer_group_commits_and_drains_on_shutdown() {
     let dir = tempfile::tempdir().unwrap();
