@@ -45,16 +45,29 @@ struct TextState {
     /// Absolute offset up to which text was released to the client.
     released: usize,
     /// Last delta event of this position and the text path in it (to build flush events).
-    template: Option<(SseEvent, Vec<PathElem>)>,
+    template: Option<(Arc<SseEvent>, Vec<PathElem>)>,
+    /// Anchor occurrences of long rules found so far and not yet outgrown (see
+    /// [`hold_point`]), and the absolute offset up to which the text was searched for them.
+    anchors: Vec<Pending>,
+    anchors_scanned: usize,
+}
+
+/// An anchor literal of a long rule at absolute offset `at`: a match containing it may
+/// start at `start`, and until the text reaches `until` bytes such a match may be incomplete.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    at: usize,
+    start: usize,
+    until: usize,
 }
 
 #[derive(Debug, Default)]
 struct ToolState {
     args: String,
     /// First withheld event carrying an argument fragment, and the fragment's path.
-    carrier: Option<(SseEvent, Vec<PathElem>)>,
+    carrier: Option<(Arc<SseEvent>, Vec<PathElem>)>,
     /// Last fragment event seen (fallback carrier).
-    last: Option<(SseEvent, Vec<PathElem>)>,
+    last: Option<(Arc<SseEvent>, Vec<PathElem>)>,
 }
 
 /// Why the stream stopped early.
@@ -78,7 +91,7 @@ pub struct StreamGuard {
     guard_tools: bool,
     plan: HoldPlan,
     /// Last JSON data of an event with `choices` (chat / completions termination template).
-    last_chunk: Option<String>,
+    last_chunk: Option<Arc<SseEvent>>,
     /// Responses: the response object from `response.created` / `in_progress`.
     response_obj: Option<Value>,
     last_seq: Option<u64>,
@@ -200,13 +213,13 @@ impl StreamGuard {
     }
 
     /// Keep what a clean termination needs, parsing only the events that carry it.
-    fn remember(&mut self, ev: &SseEvent) {
+    fn remember(&mut self, ev: &Arc<SseEvent>) {
         let parse = || serde_json::from_str::<Value>(&ev.data).ok();
         match self.format {
             ApiFormat::OpenAiChat | ApiFormat::OpenAiCompletions => {
                 if ev.data.contains("\"choices\"") {
                     // Parsed only if the stream has to be terminated.
-                    self.last_chunk = Some(ev.data.clone());
+                    self.last_chunk = Some(ev.clone());
                 }
             }
             ApiFormat::OpenAiResponses => {
@@ -248,6 +261,7 @@ impl StreamGuard {
                 return;
             }
         };
+        let ev = Arc::new(ev);
         self.remember(&ev);
         let first_new = out.len();
         match self.process(&ev, items, out) {
@@ -301,7 +315,7 @@ impl StreamGuard {
 
     fn process(
         &mut self,
-        ev: &SseEvent,
+        ev: &Arc<SseEvent>,
         items: Vec<StreamItem>,
         out: &mut Vec<Bytes>,
     ) -> Result<(), Vec<Arc<str>>> {
@@ -497,8 +511,15 @@ impl StreamGuard {
         let hold = if final_ {
             len_abs
         } else {
-            hold_point(&self.plan, &st.text, st.base, st.released)
+            hold_point(&self.plan, st)
         };
+        if !final_
+            && floor_boundary(&st.text, hold.max(st.released) - st.base) + st.base <= st.released
+        {
+            // Nothing can be released yet: no need to scan (the held text is scanned when
+            // it becomes releasable).
+            return Ok(String::new());
+        }
         let mut safe_abs = floor_boundary(&st.text, hold.max(st.released) - st.base) + st.base;
         let stable_limit = safe_abs;
         let scan_from = floor_boundary(
@@ -602,7 +623,7 @@ impl StreamGuard {
                 let base = self
                     .last_chunk
                     .as_deref()
-                    .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                    .and_then(|e| serde_json::from_str::<Value>(&e.data).ok())
                     .unwrap_or_else(|| json!({"object": if self.format == ApiFormat::OpenAiChat { "chat.completion.chunk" } else { "text_completion" }}));
                 let mut evs = Vec::new();
                 for c in choices {
@@ -665,8 +686,12 @@ impl StreamGuard {
 /// Absolute offset before which text may be released: the fixed window, and for each long
 /// rule whose anchor literal occurs (or may be starting at the very end), far enough back
 /// that a match containing that anchor is never cut.
-fn hold_point(plan: &HoldPlan, text: &str, base: usize, released: usize) -> usize {
-    let len_abs = base + text.len();
+///
+/// Incremental: the anchor automaton searches only text it has not searched before (plus
+/// the longest literal's length, so an anchor split across deltas is found once complete);
+/// occurrences are kept until the text is long enough for any match through them.
+fn hold_point(plan: &HoldPlan, st: &mut TextState) -> usize {
+    let len_abs = st.base + st.text.len();
     let mut hold = len_abs.saturating_sub(plan.window);
     let Some(set) = &plan.anchors else {
         return hold;
@@ -680,23 +705,42 @@ fn hold_point(plan: &HoldPlan, text: &str, base: usize, released: usize) -> usiz
             (q + a.literal.len()).saturating_sub(a.max_len + CONTEXT_MARGIN)
         }
     };
-    let from = released.saturating_sub(base);
-    let region = text.get(from..).unwrap_or_default();
-    let region_abs = base + from;
-    for m in set.automaton.find_overlapping_iter(region) {
+    // New occurrences: those ending after the text searched so far (an occurrence that
+    // ended within it was found then), starting at or after the release point.
+    let from_abs = st
+        .released
+        .max(
+            st.anchors_scanned
+                .saturating_sub(set.longest.saturating_sub(1)),
+        )
+        .max(st.base);
+    let from = floor_boundary(&st.text, from_abs - st.base);
+    let region_abs = st.base + from;
+    for m in set.automaton.find_overlapping_iter(&st.text[from..]) {
         let i = m.pattern().as_usize();
         let Some(a) = set.list.get(i).filter(|_| active(i)) else {
             continue;
         };
         let q = region_abs + m.start();
-        let s = start_bound(a, q);
-        // Until the longest match from there could be complete, hold from its start.
-        if len_abs < s + a.max_len + 2 * CONTEXT_MARGIN {
-            hold = hold.min(s);
+        if region_abs + m.end() <= st.anchors_scanned {
+            continue;
         }
+        let start = start_bound(a, q);
+        st.anchors.push(Pending {
+            at: q,
+            start,
+            until: start + a.max_len + 2 * CONTEXT_MARGIN,
+        });
+    }
+    st.anchors_scanned = len_abs;
+    // Until the longest match from there could be complete, hold from its start.
+    let released = st.released;
+    st.anchors.retain(|p| p.at >= released && len_abs < p.until);
+    for p in &st.anchors {
+        hold = hold.min(p.start);
     }
     // An anchor that may be starting in the last bytes (at most literal length - 1).
-    let tail = text.as_bytes();
+    let tail = st.text.as_bytes();
     for k in 1..set.longest.min(tail.len() + 1) {
         let b = tail[tail.len() - k].to_ascii_lowercase();
         for &i in set
@@ -921,6 +965,11 @@ action = "redact"
         "email:",
         "a@b.io",
         "\n",
+        // Long rules (held around their anchor literals, not by the fixed window).
+        // Both longer than the fixed window.
+        "-----BEGIN PRIVATE KEY-----\nMIIBVgIBADANBgkqhkiG9w0BAQEFAASCAUAwggE8AgEAAkEAq7BFUpkGp3+XQmlR\nt1Zb2mF9kQ4xW8vN3pL6sD0hJ7gT5yR2uE1oI9aZ3cX8bV4nM6qK0wP2eS7fG1dH\n5jL9tY3rU8iO2pA6sD4fG7hJ1kL0zX9cV5bN3mQ8wE2rT6yU4iO1pA7sD9fG3hJ\n-----END PRIVATE KEY-----",
+        "-----BEGIN",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiYWRtaW4iOnRydWUsImlhdCI6MTUxNjIzOTAyMn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
     ];
 
     fn text_strategy() -> impl Strategy<Value = String> {

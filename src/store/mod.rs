@@ -436,15 +436,21 @@ fn writer_loop(store: Store, mut rx: mpsc::Receiver<Msg>, bell: &Doorbell, linge
         if !linger.is_zero() && !batch.stop && batch.n_events < LINGER_EVENTS {
             let until = tokio::time::Instant::now() + linger;
             loop {
-                let rung = rt
-                    .block_on(async { tokio::time::timeout_at(until, bell.urgent.notified()).await });
+                let rung = rt.block_on(async {
+                    tokio::time::timeout_at(until, bell.urgent.notified()).await
+                });
                 batch.drain(&mut rx);
                 if rung.is_err() || batch.stop || batch.n_events >= LINGER_EVENTS {
                     break;
                 }
             }
         }
-        let Batch { msgs, control, n_events, .. } = batch;
+        let Batch {
+            msgs,
+            control,
+            n_events,
+            ..
+        } = batch;
         bell.pending.fetch_sub(n_events, Ordering::Relaxed);
         metrics::event_dequeued(msgs.len() + usize::from(control.is_some()));
         if !msgs.is_empty() {
@@ -494,7 +500,10 @@ struct Batch {
 impl Batch {
     fn push(&mut self, m: Msg) {
         match m {
-            Msg::Write { ref events, ref ack } => {
+            Msg::Write {
+                ref events,
+                ref ack,
+            } => {
                 self.n_events += events.len();
                 self.stop |= ack.is_some() || self.n_events >= MAX_BATCH_EVENTS;
                 self.msgs.push(m);

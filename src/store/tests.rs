@@ -383,12 +383,16 @@ async fn urgent_messages_end_a_linger() {
     assert!(matches!(acked[0], Written::New { .. }));
     // A linger's worth of proxy events is written without waiting for the deadline.
     for i in 0..LINGER_EVENTS {
-        sink.record(ev("w1", &format!("p{i}"), "s", "answered")).await;
+        sink.record(ev("w1", &format!("p{i}"), "s", "answered"))
+            .await;
     }
     let s = sink.store().unwrap().clone();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while s.verify("w1").unwrap().records < 2 + LINGER_EVENTS as u64 {
-        assert!(std::time::Instant::now() < deadline, "a full linger was not written");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a full linger was not written"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // One more event starts a new linger; shutdown ends it and drains it.
