@@ -161,6 +161,12 @@ impl CallRecord {
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(async move {
+                    // Let the worker serve what is ready first (the connection's next
+                    // request above all): a freshly spawned task runs next on this worker,
+                    // ahead of the I/O it would otherwise delay; after a yield it runs
+                    // once the worker has polled for I/O (often while that request waits
+                    // for its upstream) or on an idle worker.
+                    tokio::task::yield_now().await;
                     let events = self.events(&ended);
                     self.slot.send(events);
                 });
