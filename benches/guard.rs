@@ -32,9 +32,9 @@ fn body(pii: bool) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap()
 }
 
-fn sse(text: &str) -> Vec<u8> {
+fn sse(text: &str, delta: usize) -> Vec<u8> {
     let mut out = String::new();
-    for piece in text.as_bytes().chunks(8) {
+    for piece in text.as_bytes().chunks(delta) {
         let piece = String::from_utf8_lossy(piece);
         let v = serde_json::json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
             "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]});
@@ -79,25 +79,36 @@ fn bench(c: &mut Criterion) {
     }
     g.finish();
 
-    let answer = "Here is the summary you asked for, with the numbers from the report. ".repeat(3);
-    let stream = sse(&answer);
+    // A short answer (25 events of 8 bytes, all within the hold-back window) and a long one
+    // (2 KB in 4-byte deltas, ~token sized: 512 events, mostly in the steady state where
+    // every delta releases text and the window is rescanned).
+    let short = "Here is the summary you asked for, with the numbers from the report. ".repeat(3);
+    let long = "The lighthouse keeper counted the ships that passed each night and wrote \
+their names in a book that nobody else ever read. "
+        .repeat(19);
+    let cases = [
+        ("chat_25_events", sse(&short, 8)),
+        ("chat_2kb_512_events", sse(&long[..2048], 4)),
+    ];
     let mut g = c.benchmark_group("stream_guard");
-    g.throughput(Throughput::Bytes(stream.len() as u64));
-    g.bench_function("chat_25_events", |b| {
-        b.iter(|| {
-            let mut guard = StreamGuard::new(
-                set.clone(),
-                resp_app.clone(),
-                ApiFormat::OpenAiChat,
-                Redactor::new(),
-            );
-            let mut n = 0;
-            for ev in stream.split_inclusive(|b| *b == b'\n') {
-                n += guard.push(ev).len();
-            }
-            n + guard.finish().len()
-        })
-    });
+    for (name, stream) in &cases {
+        g.throughput(Throughput::Bytes(stream.len() as u64));
+        g.bench_function(*name, |b| {
+            b.iter(|| {
+                let mut guard = StreamGuard::new(
+                    set.clone(),
+                    resp_app.clone(),
+                    ApiFormat::OpenAiChat,
+                    Redactor::new(),
+                );
+                let mut n = 0;
+                for ev in stream.split_inclusive(|b| *b == b'\n') {
+                    n += guard.push(ev).len();
+                }
+                n + guard.finish().len()
+            })
+        });
+    }
     g.finish();
 }
 

@@ -238,8 +238,15 @@ pub struct AnchorSet {
     pub list: Vec<Anchor>,
     /// ASCII case-insensitive automaton over the anchors' literals.
     pub automaton: aho_corasick::AhoCorasick,
-    /// Anchor indices by the lower-cased first byte of their literal.
-    pub by_first: Vec<Vec<usize>>,
+    /// Proper prefixes (lower-cased) of the literals that matter at the end of a streamed
+    /// text, with one entry per rule owning such a literal: a representative anchor index
+    /// (for the rule's activity) and how far before the prefix a match containing it may
+    /// start (`max_len + CONTEXT_MARGIN - literal length`). A prefix anchor (`at_start`)
+    /// shorter than `CONTEXT_MARGIN` is left out: a match through it starts inside the last
+    /// `CONTEXT_MARGIN` bytes, which the fixed window always holds.
+    pub tail_prefixes: std::collections::HashMap<Vec<u8>, Vec<(usize, usize)>>,
+    /// Longest literal of `tail_prefixes` (bytes).
+    pub tail_longest: usize,
     /// Longest literal (bytes).
     pub longest: usize,
 }
@@ -390,17 +397,37 @@ impl PolicySet {
                 .build(list.iter().map(|a| a.literal.as_slice()))
                 .ok()
                 .map(|automaton| {
-                    let mut by_first = vec![Vec::new(); 256];
+                    let longest = list.iter().map(|a| a.literal.len()).max().unwrap_or(0);
+                    let mut tail_prefixes: std::collections::HashMap<Vec<u8>, Vec<(usize, usize)>> =
+                        std::collections::HashMap::new();
+                    let mut tail_longest = 0;
                     for (i, a) in list.iter().enumerate() {
-                        if let Some(&b) = a.literal.first() {
-                            by_first[usize::from(b.to_ascii_lowercase())].push(i);
+                        if a.at_start && a.literal.len() <= CONTEXT_MARGIN {
+                            continue;
+                        }
+                        let back = if a.at_start {
+                            0
+                        } else {
+                            (a.max_len + CONTEXT_MARGIN).saturating_sub(a.literal.len())
+                        };
+                        tail_longest = tail_longest.max(a.literal.len());
+                        for k in 1..a.literal.len() {
+                            let key = a.literal[..k].to_ascii_lowercase();
+                            let entries = tail_prefixes.entry(key).or_default();
+                            let same_rule = entries
+                                .iter_mut()
+                                .find(|(j, _)| list.get(*j).is_some_and(|b| b.rule == a.rule));
+                            match same_rule {
+                                Some((_, b)) => *b = (*b).max(back),
+                                None => entries.push((i, back)),
+                            }
                         }
                     }
-                    let longest = list.iter().map(|a| a.literal.len()).max().unwrap_or(0);
                     Arc::new(AnchorSet {
                         list,
                         automaton,
-                        by_first,
+                        tail_prefixes,
+                        tail_longest,
                         longest,
                     })
                 })

@@ -741,19 +741,19 @@ fn hold_point(plan: &HoldPlan, st: &mut TextState) -> usize {
     }
     // An anchor that may be starting in the last bytes (at most literal length - 1).
     let tail = st.text.as_bytes();
-    for k in 1..set.longest.min(tail.len() + 1) {
-        let b = tail[tail.len() - k].to_ascii_lowercase();
-        for &i in set
-            .by_first
-            .get(usize::from(b))
+    let mut key = Vec::with_capacity(set.tail_longest);
+    for k in 1..set.tail_longest.min(tail.len() + 1) {
+        let q = tail.len() - k;
+        key.clear();
+        key.extend(tail[q..].iter().map(u8::to_ascii_lowercase));
+        for &(i, back) in set
+            .tail_prefixes
+            .get(&key)
             .map(Vec::as_slice)
             .unwrap_or_default()
         {
-            let Some(a) = set.list.get(i).filter(|_| active(i)) else {
-                continue;
-            };
-            if k < a.literal.len() && tail[tail.len() - k..].eq_ignore_ascii_case(&a.literal[..k]) {
-                hold = hold.min(start_bound(a, len_abs - k));
+            if active(i) {
+                hold = hold.min((len_abs - k).saturating_sub(back));
             }
         }
     }
