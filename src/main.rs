@@ -142,9 +142,10 @@ fn scan(dir: &std::path::Path, direction: &str, route: &str, model: Option<&str>
         out: &mut out,
     };
     let redacted = set.guard_text(&text, loc, &|| "stdin".into(), &mut pass);
+    let mut report = String::new();
     for v in &out.violations {
-        println!(
-            "match\t{}\t{}\t{}..{}\taction={}\tseverity={}{}",
+        report.push_str(&format!(
+            "match\t{}\t{}\t{}..{}\taction={}\tseverity={}{}\n",
             v.rule_id,
             v.kind,
             v.start,
@@ -152,17 +153,29 @@ fn scan(dir: &std::path::Path, direction: &str, route: &str, model: Option<&str>
             v.action,
             v.severity,
             if v.enforced { "" } else { "\tmonitor" }
-        );
+        ));
     }
     if let Some((status, rules)) = &out.deny {
         let ids: Vec<&str> = rules.iter().map(|r| &**r).collect();
-        println!("decision\tdeny\tstatus={status}\trules={}", ids.join(","));
+        report.push_str(&format!(
+            "decision\tdeny\tstatus={status}\trules={}\n",
+            ids.join(",")
+        ));
     } else {
-        println!("decision\tallow");
+        report.push_str("decision\tallow\n");
     }
-    println!("---");
-    print!("{}", redacted.as_deref().unwrap_or(&text));
-    ExitCode::SUCCESS
+    report.push_str("---\n");
+    report.push_str(redacted.as_deref().unwrap_or(&text));
+    // A reader that stops early (`| head`) is not an error; other write errors are.
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(report.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the report: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn validate(path: PathBuf) -> ExitCode {

@@ -212,3 +212,44 @@ fn validate_reports_every_error_and_exits_nonzero() {
         String::from_utf8_lossy(&ok.stderr)
     );
 }
+
+/// `parapet scan` prints each match (rule, offsets) and the redacted text, never the value
+/// in the report lines; a reader that stops early (`| head`) ends it quietly, not in a panic.
+#[test]
+fn scan_reports_matches_and_tolerates_a_closed_pipe() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
+    let run = |input: &[u8], close_stdout: bool| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_parapet"))
+            .args(["scan", "--policies", policies, "--direction", "response"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if close_stdout {
+            drop(child.stdout.take());
+        }
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let out = run(b"mail jane.doe@example.com now", false);
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let (report, text) = stdout.split_once("---\n").unwrap();
+    assert!(
+        report.contains("match\tpii/email\tEMAIL\t5..25"),
+        "{report}"
+    );
+    assert!(!report.contains("jane.doe"), "{report}");
+    assert_eq!(text, "mail [EMAIL_1] now");
+
+    let big = "a@b.io\n".repeat(50_000);
+    let out = run(big.as_bytes(), true);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -725,11 +725,12 @@ fn hold_point(plan: &HoldPlan, st: &mut TextState) -> usize {
         if region_abs + m.end() <= st.anchors_scanned {
             continue;
         }
-        let start = start_bound(a, q);
+        // A match through the anchor starts at or after `start_bound` and at or before `q`,
+        // so it is complete by `q + max_len` at the latest.
         st.anchors.push(Pending {
             at: q,
-            start,
-            until: start + a.max_len + 2 * CONTEXT_MARGIN,
+            start: start_bound(a, q),
+            until: q + a.max_len + 2 * CONTEXT_MARGIN,
         });
     }
     st.anchors_scanned = len_abs;
@@ -1020,6 +1021,30 @@ action = "redact"
         let (twice, _) = whole(&set, &once);
         assert_eq!(once, twice);
         assert!(!once.contains("jane.doe@example.com"));
+    }
+
+    /// A connection string longer than the fixed window never leaks, whatever the delta
+    /// size: the hold around its anchors lasts until a match through them could be complete.
+    #[test]
+    fn a_long_match_through_an_inner_anchor_never_leaks() {
+        let set = shipped();
+        let password = "q7Hk2LmZ9xTb4RwN8vCp3YsF6gJd1KaE5uQo0WiXr7Bn2MhV9tLc4ZyP8sGf3JkD6aNe1RuT5wQm0XbC7vHo2YiL9pKs4FgA8zEj3MdW6nRt1UqB5cJx0VyG";
+        for prefix in ["", "Here is the DSN you asked for: "] {
+            let text = format!(
+                "{prefix}postgres://admin:{password}@db.internal:5432/app and that is all."
+            );
+            let (expected, _) = whole(&set, &text);
+            assert!(!expected.contains(&password[..20]), "{expected}");
+            for size in [1usize, 4, 9] {
+                let a = app(&set);
+                let Replay { content, .. } = replay_chat(set.clone(), a, &text, &[size], &[7]);
+                assert!(
+                    !content.contains(&password[..20]),
+                    "delta {size}: {content}"
+                );
+                assert_eq!(content, expected, "delta {size}");
+            }
+        }
     }
 
     #[test]
