@@ -744,6 +744,26 @@ impl PolicySet {
         }
     }
 
+    /// Whether `body` (of `format`, on `side`) certainly needs nothing from the policies: a
+    /// typed fast parse of the usual shape (OpenAI chat requests and chat / completions
+    /// answers without tool calls) read it, and no applicable rule finds anything in any of
+    /// its text segments — then `guard_request` / `guard_response` would give an empty
+    /// outcome and leave the body as it is, so the caller can skip building a `Value`.
+    /// `false` = run the full evaluation (another shape, or something was found).
+    pub fn fast_clean(&self, format: ApiFormat, side: Side, body: &[u8], app: &Applicable) -> bool {
+        let clean =
+            |kind: SegmentKind, text: &str| self.find(text, Locations::of(kind), app).is_empty();
+        match (side, format) {
+            (Side::Request, ApiFormat::OpenAiChat) => provider::chat_request_texts(body)
+                .is_some_and(|texts| texts.iter().all(|(k, t)| clean(*k, t))),
+            (Side::Response, ApiFormat::OpenAiChat | ApiFormat::OpenAiCompletions) => {
+                provider::answer_texts(body)
+                    .is_some_and(|texts| texts.iter().all(|t| clean(SegmentKind::Assistant, t)))
+            }
+            _ => false,
+        }
+    }
+
     /// Evaluate a request body of a known format. `Err` = the body could not be understood.
     pub fn guard_request(
         &self,

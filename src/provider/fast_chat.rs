@@ -247,6 +247,26 @@ struct Message<'a> {
 /// content parts, a member of an unexpected type, a repeated member, not an object.
 pub fn answer_summary(body: &[u8]) -> Option<AnswerSummary> {
     let Obj(c) = serde_json::from_slice::<Obj<Completion<'_>>>(body).ok()?;
+    let (texts, finish) = usual_answer(&c)?;
+    Some(AnswerSummary {
+        model: c.model.as_deref().map(str::to_owned),
+        text: texts.join("\n"),
+        usage: c.usage.as_ref().and_then(Usage::from_json),
+        finish,
+    })
+}
+
+/// The text segments of a non-streamed OpenAI chat / completions answer of the usual shape
+/// (as [`answer_summary`]), all of kind `Assistant`, in `parse_response`'s order; `None`
+/// for any other shape.
+pub fn answer_texts(body: &[u8]) -> Option<Vec<String>> {
+    let Obj(c) = serde_json::from_slice::<Obj<Completion<'_>>>(body).ok()?;
+    let (texts, _) = usual_answer(&c)?;
+    Some(texts.into_iter().map(str::to_owned).collect())
+}
+
+/// The assistant texts and finish reasons of a parsed answer of the usual shape.
+fn usual_answer<'c>(c: &'c Completion<'_>) -> Option<(Vec<&'c str>, Vec<String>)> {
     if c.error.is_some() {
         return None;
     }
@@ -263,12 +283,7 @@ pub fn answer_summary(body: &[u8]) -> Option<AnswerSummary> {
         }
         finish.extend(ch.finish_reason.as_deref().map(str::to_owned));
     }
-    Some(AnswerSummary {
-        model: c.model.map(Cow::into_owned),
-        text: texts.join("\n"),
-        usage: c.usage.as_ref().and_then(Usage::from_json),
-        finish,
-    })
+    Some((texts, finish))
 }
 
 /// The request text a recorder summarizes: the last user-side segment (user message,
@@ -314,13 +329,13 @@ struct RequestMessage<'a> {
     function_call: Option<IgnoredAny>,
 }
 
-/// [`input_text_of`] a chat completions request's segments, from a borrowed typed parse:
-/// `Some(text)` for requests whose messages all have string (or null) content and no tool
-/// calls; `None` (the caller runs `parse_request` on a `Value`) for any other shape.
-pub fn chat_input_text(body: &[u8]) -> Option<Option<String>> {
+/// The text segments (kind, text) of a chat completions request, in `parse_request`'s
+/// order, from a borrowed typed parse: for requests whose messages all have string (or
+/// null) content and no tool calls; `None` (the caller runs `parse_request` on a `Value`)
+/// for any other shape.
+pub fn chat_request_texts(body: &[u8]) -> Option<Vec<(SegmentKind, String)>> {
     let Obj(r) = serde_json::from_slice::<Obj<ChatRequest<'_>>>(body).ok()?;
-    let mut last: Option<(SegmentKind, &str)> = None;
-    let mut last_user: Option<&str> = None;
+    let mut out = Vec::new();
     for Obj(m) in r.messages.as_deref()? {
         if m.function_call.is_some() || m.tool_calls.as_ref().is_some_and(|t| !t.is_empty()) {
             return None;
@@ -330,13 +345,20 @@ pub fn chat_input_text(body: &[u8]) -> Option<Option<String>> {
             .into_iter()
             .flatten()
         {
-            last = Some((kind, t));
-            if matches!(kind, SegmentKind::User | SegmentKind::ToolResult) {
-                last_user = Some(t);
-            }
+            out.push((kind, t.to_owned()));
         }
     }
-    Some(last_user.or(last.map(|(_, t)| t)).map(str::to_owned))
+    Some(out)
+}
+
+/// [`input_text_of`] a chat completions request's segments, from [`chat_request_texts`]:
+/// `None` for a request of another shape (the caller runs `parse_request`).
+pub fn chat_input_text(body: &[u8]) -> Option<Option<String>> {
+    let texts = chat_request_texts(body)?;
+    let user_side = |k: SegmentKind| matches!(k, SegmentKind::User | SegmentKind::ToolResult);
+    let last_user = texts.iter().rposition(|(k, _)| user_side(*k));
+    let pick = last_user.or(texts.len().checked_sub(1));
+    Some(pick.and_then(|i| texts.into_iter().nth(i)).map(|(_, t)| t))
 }
 
 #[cfg(test)]
@@ -620,8 +642,13 @@ mod tests {
                 let v: Value = serde_json::from_str(&body).unwrap();
                 let view = crate::provider::parse_response(format, &v);
                 prop_assert!(view.is_ok(), "{} {:?}", body, view);
-                let reference = super::AnswerSummary::of_view(&view.unwrap());
+                let view = view.unwrap();
+                let reference = super::AnswerSummary::of_view(&view);
                 prop_assert_eq!(fast, reference, "{}", body);
+                let texts = super::answer_texts(body.as_bytes()).unwrap();
+                let all: Vec<_> = view.segments.iter().map(|s| (s.kind, s.text.clone())).collect();
+                let fast_all: Vec<_> = texts.into_iter().map(|t| (crate::provider::SegmentKind::Assistant, t)).collect();
+                prop_assert_eq!(fast_all, all, "{}", body);
             }
         }
     }
@@ -731,7 +758,11 @@ mod tests {
                 let v: Value = serde_json::from_str(&body).unwrap();
                 let view = crate::provider::parse_request(ApiFormat::OpenAiChat, &v);
                 prop_assert!(view.is_ok(), "{} {:?}", body, view);
-                prop_assert_eq!(fast, super::input_text_of(&view.unwrap().segments), "{}", body);
+                let segments = view.unwrap().segments;
+                prop_assert_eq!(fast, super::input_text_of(&segments), "{}", body);
+                let texts = super::chat_request_texts(body.as_bytes()).unwrap();
+                let reference: Vec<_> = segments.into_iter().map(|s| (s.kind, s.text)).collect();
+                prop_assert_eq!(texts, reference, "{}", body);
             }
         }
     }

@@ -21,7 +21,9 @@
 //! field; unknown fields, roles, item and part types are ignored.
 
 mod fast_chat;
-pub use fast_chat::{answer_summary, chat_input_text, input_text_of, AnswerSummary};
+pub use fast_chat::{
+    answer_summary, answer_texts, chat_input_text, chat_request_texts, input_text_of, AnswerSummary,
+};
 pub mod path;
 pub mod request;
 pub mod response;

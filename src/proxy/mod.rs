@@ -424,9 +424,14 @@ fn guard_request(
     call: &Call,
     rec: Option<&mut CallRecord>,
 ) -> Result<Bytes, ProxyError> {
+    let t = Instant::now();
+    if policies.fast_clean(fmt, Side::Request, &body, app) {
+        // Nothing to record, redact or deny: forwarded as received.
+        metrics::policy_eval("request", t.elapsed());
+        return Ok(body);
+    }
     let mut value: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| ProxyError::InvalidJson(e.to_string()))?;
-    let t = Instant::now();
     let outcome = policies.guard_request(fmt, &mut value, app, redactor);
     metrics::policy_eval("request", t.elapsed());
     let outcome = outcome.map_err(|e| ProxyError::InvalidRequest(e.to_string()))?;
@@ -510,11 +515,20 @@ async fn guard_response(
             detail: e.to_string(),
         })?
         .to_bytes();
+    head.headers.remove(http::header::CONTENT_LENGTH);
+    let t = Instant::now();
+    if policies.fast_clean(fmt, Side::Response, &bytes, &app) {
+        // Nothing to record, redact or deny: relayed as received.
+        metrics::policy_eval("response", t.elapsed());
+        return Ok(Response::from_parts(
+            head,
+            Either::Right(Either::Right(Full::new(bytes))),
+        ));
+    }
     let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
         return Err(ProxyError::Uninspectable("response is not JSON"));
     };
     let mut redactor = redactor;
-    let t = Instant::now();
     let outcome = policies.guard_response(fmt, &mut value, &app, &mut redactor);
     metrics::policy_eval("response", t.elapsed());
     let outcome =
@@ -538,7 +552,6 @@ async fn guard_response(
     } else {
         bytes
     };
-    head.headers.remove(http::header::CONTENT_LENGTH);
     Ok(Response::from_parts(
         head,
         Either::Right(Either::Right(Full::new(body))),
