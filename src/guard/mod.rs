@@ -215,6 +215,9 @@ pub struct SubRule {
     pub prefixes: Option<Vec<Vec<u8>>>,
     /// Longest match (bytes).
     pub max_len: usize,
+    /// The scanner's pattern for a regex rule (case-insensitivity applied as the scanner
+    /// does), for the streaming hold's dead-state check.
+    pub pattern: Option<String>,
 }
 
 /// Rules longer than this with anchor literals hold stream text back only around an anchor.
@@ -249,6 +252,13 @@ pub struct AnchorSet {
     pub tail_longest: usize,
     /// Longest literal (bytes).
     pub longest: usize,
+    /// Per anchor, the index into `dfas` of its regex rule's lazy DFA: a match through an
+    /// anchor occurrence starts at it (prefix anchors) or within its reach before it, so
+    /// once the DFA runs anchored at every possible start have died, no match through it
+    /// can end later and its hold can end early (a URL or `token` in prose is held for a
+    /// few bytes, not for the rule's longest match).
+    pub dfa_of: Vec<Option<usize>>,
+    pub dfas: Vec<regex_automata::hybrid::dfa::DFA>,
 }
 
 /// One literal that a long rule's matches contain.
@@ -264,6 +274,8 @@ pub struct Anchor {
     /// match then starts exactly at an anchor occurrence. False for a literal somewhere in
     /// the match (the scanner's prefilter): the match may start up to `max_len` before it.
     pub at_start: bool,
+    /// Index of its scanner sub-rule.
+    pub sub: usize,
 }
 
 /// The compiled, immutable policy snapshot.
@@ -357,6 +369,16 @@ pub struct Pass<'a> {
     pub out: &'a mut Outcome,
 }
 
+/// A lazy DFA for a rule's pattern (the streaming hold's dead-state check); `None` when it
+/// cannot be built (the hold then lasts for the rule's longest match).
+fn hold_dfa(pattern: &str) -> Option<regex_automata::hybrid::dfa::DFA> {
+    use regex_automata::hybrid::dfa::DFA;
+    DFA::builder()
+        .configure(DFA::config().unicode_word_boundary(true))
+        .build(pattern)
+        .ok()
+}
+
 /// Extra bytes of context kept around a streaming window (validators look at neighbours).
 pub const CONTEXT_MARGIN: usize = 64;
 
@@ -369,15 +391,17 @@ impl PolicySet {
         files: Vec<std::path::PathBuf>,
     ) -> PolicySet {
         let mut list: Vec<Anchor> = Vec::new();
-        for sub in scanner_to_rule
+        for (si, sub) in scanner_to_rule
             .iter()
-            .filter(|s| s.max_len > SHORT_RULE_LEN)
+            .enumerate()
+            .filter(|(_, s)| s.max_len > SHORT_RULE_LEN)
         {
             let anchor = |literal: Vec<u8>, at_start: bool| Anchor {
                 literal,
                 max_len: sub.max_len,
                 rule: sub.rule,
                 at_start,
+                sub: si,
             };
             match &sub.prefixes {
                 Some(p) => list.extend(p.iter().map(|l| anchor(l.clone(), true))),
@@ -398,6 +422,20 @@ impl PolicySet {
                 .ok()
                 .map(|automaton| {
                     let longest = list.iter().map(|a| a.literal.len()).max().unwrap_or(0);
+                    let mut dfas = Vec::new();
+                    let mut dfa_index: std::collections::HashMap<usize, Option<usize>> =
+                        std::collections::HashMap::new();
+                    let dfa_of = list
+                        .iter()
+                        .map(|a| {
+                            *dfa_index.entry(a.sub).or_insert_with(|| {
+                                let pattern = scanner_to_rule.get(a.sub)?.pattern.as_deref()?;
+                                let dfa = hold_dfa(pattern)?;
+                                dfas.push(dfa);
+                                Some(dfas.len() - 1)
+                            })
+                        })
+                        .collect();
                     let mut tail_prefixes: std::collections::HashMap<Vec<u8>, Vec<(usize, usize)>> =
                         std::collections::HashMap::new();
                     let mut tail_longest = 0;
@@ -429,6 +467,8 @@ impl PolicySet {
                         tail_prefixes,
                         tail_longest,
                         longest,
+                        dfa_of,
+                        dfas,
                     })
                 })
         };

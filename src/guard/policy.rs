@@ -295,7 +295,7 @@ pub fn compile_sources(
             let full_id: Arc<str> = Arc::from(format!("{}/{}", p.id, r.id));
             let rule_idx = rules.len();
             for (sid, spec) in specs {
-                let (anchors, prefixes) = match &spec.matcher {
+                let (anchors, prefixes, full) = match &spec.matcher {
                     Matcher::Regex {
                         pattern,
                         prefilter,
@@ -304,6 +304,12 @@ pub fn compile_sources(
                     } => (
                         prefilter.clone(),
                         prefix_literals(pattern, *case_insensitive),
+                        // As the scanner compiles it.
+                        Some(if *case_insensitive {
+                            format!("(?i:{pattern})")
+                        } else {
+                            pattern.clone()
+                        }),
                     ),
                     Matcher::Keywords { words, .. } => (
                         Vec::new(),
@@ -313,6 +319,7 @@ pub fn compile_sources(
                                 .map(|w| w.to_ascii_lowercase().into_bytes())
                                 .collect(),
                         ),
+                        None,
                     ),
                 };
                 builder.add(format!("{full_id}#{sid}"), spec);
@@ -321,6 +328,7 @@ pub fn compile_sources(
                     anchors,
                     prefixes,
                     max_len: 0,
+                    pattern: full,
                 });
             }
             rules.push(CompiledRule {
