@@ -252,13 +252,12 @@ pub struct AnchorSet {
     pub tail_longest: usize,
     /// Longest literal (bytes).
     pub longest: usize,
-    /// Per anchor, the index into `dfas` of its regex rule's lazy DFA: a match through an
-    /// anchor occurrence starts at it (prefix anchors) or within its reach before it, so
-    /// once the DFA runs anchored at every possible start have died, no match through it
-    /// can end later and its hold can end early (a URL or `token` in prose is held for a
+    /// Per scanner sub-rule (`Anchor::sub`), the lazy DFA of a long regex rule: a match
+    /// through an anchor occurrence starts at it (prefix anchors) or within its reach before
+    /// it, so once the DFA runs anchored at every possible start have died, no match through
+    /// it can end later and its hold can end early (a URL or `token` in prose is held for a
     /// few bytes, not for the rule's longest match).
-    pub dfa_of: Vec<Option<usize>>,
-    pub dfas: Vec<regex_automata::hybrid::dfa::DFA>,
+    pub dfas: Vec<Option<regex_automata::hybrid::dfa::DFA>>,
 }
 
 /// One literal that a long rule's matches contain.
@@ -422,18 +421,13 @@ impl PolicySet {
                 .ok()
                 .map(|automaton| {
                     let longest = list.iter().map(|a| a.literal.len()).max().unwrap_or(0);
-                    let mut dfas = Vec::new();
-                    let mut dfa_index: std::collections::HashMap<usize, Option<usize>> =
-                        std::collections::HashMap::new();
-                    let dfa_of = list
+                    let dfas = scanner_to_rule
                         .iter()
-                        .map(|a| {
-                            *dfa_index.entry(a.sub).or_insert_with(|| {
-                                let pattern = scanner_to_rule.get(a.sub)?.pattern.as_deref()?;
-                                let dfa = hold_dfa(pattern)?;
-                                dfas.push(dfa);
-                                Some(dfas.len() - 1)
-                            })
+                        .map(|sub| {
+                            sub.pattern
+                                .as_deref()
+                                .filter(|_| sub.max_len > SHORT_RULE_LEN)
+                                .and_then(hold_dfa)
                         })
                         .collect();
                     let mut tail_prefixes: std::collections::HashMap<Vec<u8>, Vec<(usize, usize)>> =
@@ -467,7 +461,6 @@ impl PolicySet {
                         tail_prefixes,
                         tail_longest,
                         longest,
-                        dfa_of,
                         dfas,
                     })
                 })

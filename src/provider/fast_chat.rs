@@ -506,20 +506,26 @@ mod tests {
             any::<bool>(),
         )
             .prop_map(|(choices, usage, ty, error, dup)| {
-                let mut s = object(vec![
+                let s = object(vec![
                     ("id", Some(json!("c1"))),
                     ("choices", choices),
                     ("usage", usage),
                     ("type", ty),
                     ("error", error),
-                ])
-                .to_string();
-                if dup && s.contains("\"content\":") {
-                    // A repeated member (serde_json's Value keeps the last one).
-                    s = s.replacen("\"content\":", "\"content\":\"dup\",\"content\":", 1);
-                }
-                s
+                ]);
+                with_dup_content(s, dup)
             })
+    }
+
+    /// `v` as JSON; with `dup`, its first `content` member repeated (serde_json's `Value`
+    /// keeps the last one; the fast paths must decline).
+    fn with_dup_content(v: Value, dup: bool) -> String {
+        let s = v.to_string();
+        if dup && s.contains("\"content\":") {
+            s.replacen("\"content\":", "\"content\":\"dup\",\"content\":", 1)
+        } else {
+            s
+        }
     }
 
     /// A chat completion body of the usual shape or an unusual one.
@@ -598,19 +604,15 @@ mod tests {
             any::<bool>(),
         )
             .prop_map(|(choices, usage, error, model, dup)| {
-                let mut s = object(vec![
+                let s = object(vec![
                     ("id", Some(json!("chatcmpl-1"))),
                     ("object", Some(json!("chat.completion"))),
                     ("model", model),
                     ("choices", choices),
                     ("usage", usage),
                     ("error", error),
-                ])
-                .to_string();
-                if dup && s.contains("\"content\":") {
-                    s = s.replacen("\"content\":", "\"content\":\"dup\",\"content\":", 1);
-                }
-                s
+                ]);
+                with_dup_content(s, dup)
             })
     }
 
@@ -709,16 +711,12 @@ mod tests {
             any::<bool>(),
         )
             .prop_map(|(messages, stream, dup)| {
-                let mut s = object(vec![
+                let s = object(vec![
                     ("model", Some(json!("gpt-4o-mini"))),
                     ("messages", messages),
                     ("stream", stream),
-                ])
-                .to_string();
-                if dup && s.contains("\"content\":") {
-                    s = s.replacen("\"content\":", "\"content\":\"dup\",\"content\":", 1);
-                }
-                s
+                ]);
+                with_dup_content(s, dup)
             })
     }
 

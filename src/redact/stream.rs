@@ -751,10 +751,10 @@ fn hold_point(
     // dies at byte d, every such match ends by d, so the hold ends once the text has the
     // context margins past d (the scanner then sees the whole match, if there is one).
     for p in st.anchors.iter_mut().filter(|p| !p.settled) {
-        let Some(di) = set.dfa_of.get(p.anchor).copied().flatten() else {
+        let Some(di) = set.list.get(p.anchor).map(|a| a.sub) else {
             continue;
         };
-        let (Some(dfa), Some(local)) = (set.dfas.get(di), p.at.checked_sub(st.base)) else {
+        let (Some(Some(dfa)), Some(local)) = (set.dfas.get(di), p.at.checked_sub(st.base)) else {
             continue;
         };
         if caches.len() <= di {
