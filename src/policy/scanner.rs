@@ -1030,19 +1030,49 @@ pub fn word_bounded(text: &str, start: usize, end: usize) -> bool {
     left_ok && right_ok
 }
 
-fn resolve_overlaps(mut all: Vec<Match>, rules: &[Rule]) -> Vec<Match> {
+/// Overlap resolution: higher priority, then longer, then earlier start, then lower rule
+/// index wins; a match is kept when it overlaps no match kept before it in that order.
+/// `all` is sorted by start (as [`Scanner::scan_all`] returns it). A kept match can only
+/// be vetoed by a match it overlaps, so matches in different clusters (maximal runs of
+/// transitively overlapping spans in start order) never affect each other: each cluster is
+/// resolved on its own, and almost every cluster of real text is a single match.
+fn resolve_overlaps(all: Vec<Match>, rules: &[Rule]) -> Vec<Match> {
+    let mut keep = Vec::with_capacity(all.len());
+    let mut cluster: Vec<Match> = Vec::new();
+    let mut cluster_end = 0;
+    for m in all {
+        if !cluster.is_empty() && m.start >= cluster_end {
+            resolve_cluster(&mut cluster, rules, &mut keep);
+        }
+        cluster_end = if cluster.is_empty() {
+            m.end
+        } else {
+            cluster_end.max(m.end)
+        };
+        cluster.push(m);
+    }
+    resolve_cluster(&mut cluster, rules, &mut keep);
+    keep
+}
+
+/// Greedy resolution of one cluster (drained), appending the kept matches by start.
+fn resolve_cluster(cluster: &mut Vec<Match>, rules: &[Rule], keep: &mut Vec<Match>) {
+    if cluster.len() <= 1 {
+        keep.append(cluster);
+        return;
+    }
     let prio = |m: &Match| rules.get(m.rule).map_or(i32::MIN, |r| r.info.priority);
-    all.sort_by(|a, b| {
+    cluster.sort_by(|a, b| {
         prio(b)
             .cmp(&prio(a))
             .then(b.len().cmp(&a.len()))
             .then(a.start.cmp(&b.start))
             .then(a.rule.cmp(&b.rule))
     });
-    // Accepted spans are disjoint: start -> end.
+    // Kept spans are disjoint: start -> end.
     let mut taken: BTreeMap<usize, usize> = BTreeMap::new();
-    let mut keep = Vec::new();
-    for m in all {
+    let first = keep.len();
+    for m in cluster.drain(..) {
         let overlaps = taken
             .range(..m.end)
             .next_back()
@@ -1052,8 +1082,9 @@ fn resolve_overlaps(mut all: Vec<Match>, rules: &[Rule]) -> Vec<Match> {
             keep.push(m);
         }
     }
-    keep.sort_by_key(|m| m.start);
-    keep
+    if let Some(kept) = keep.get_mut(first..) {
+        kept.sort_by_key(|m| m.start);
+    }
 }
 
 #[cfg(test)]
@@ -1188,6 +1219,47 @@ mod tests {
     /// The straightforward scan the fast path must equal: every regex rule runs over the
     /// whole text (no literal gate, no set, no windows) with its validator and the same
     /// resume rule; every keyword is looked up naively at every position.
+    /// The resolution before clustering: one greedy pass over all matches.
+    fn reference_resolve(mut all: Vec<Match>, rules: &[Rule]) -> Vec<Match> {
+        let prio = |m: &Match| rules.get(m.rule).map_or(i32::MIN, |r| r.info.priority);
+        all.sort_by(|a, b| {
+            prio(b)
+                .cmp(&prio(a))
+                .then(b.len().cmp(&a.len()))
+                .then(a.start.cmp(&b.start))
+                .then(a.rule.cmp(&b.rule))
+        });
+        let mut keep: Vec<Match> = Vec::new();
+        for m in all {
+            if !keep.iter().any(|k| k.start < m.end && m.start < k.end) {
+                keep.push(m);
+            }
+        }
+        keep.sort_by_key(|m| m.start);
+        keep
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn clustered_resolution_equals_one_greedy_pass(
+            spans in proptest::collection::vec((0usize..60, 1usize..12, 0usize..7), 0..40)
+        ) {
+            // Built-in rules 0..7 have priorities from 35 to 60.
+            let s = builtin();
+            let kind: Arc<str> = Arc::from("k");
+            let mut all: Vec<Match> = spans
+                .iter()
+                .map(|&(start, len, rule)| Match { rule, start, end: start + len, kind: Arc::clone(&kind) })
+                .collect();
+            all.sort_by_key(|m| (m.start, m.end, m.rule));
+            all.dedup_by(|a, b| a.start == b.start && a.end == b.end && a.rule == b.rule);
+            proptest::prop_assert_eq!(
+                resolve_overlaps(all.clone(), &s.rules),
+                reference_resolve(all, &s.rules)
+            );
+        }
+    }
+
     fn reference_scan_all(s: &Scanner, text: &str) -> Vec<Match> {
         let mut out = Vec::new();
         let low = text.as_bytes().to_ascii_lowercase();
@@ -1346,7 +1418,7 @@ mod tests {
             let s = builtin();
             let want = reference_scan_all(s, &t);
             proptest::prop_assert_eq!(s.scan_all(&t), want.clone(), "{:?}", t);
-            proptest::prop_assert_eq!(s.scan(&t), resolve_overlaps(want, &s.rules));
+            proptest::prop_assert_eq!(s.scan(&t), reference_resolve(want, &s.rules));
         }
 
         /// The same with user rules: windowed digit patterns, a set pattern, a pattern with
