@@ -74,8 +74,77 @@ fn slice(text: &str, s: usize, e: usize) -> &str {
     text.get(s..e).unwrap_or("")
 }
 
-fn digits_of(s: &str) -> String {
-    s.chars().filter(char::is_ascii_digit).collect()
+/// The ASCII digits of a candidate, on the stack: validators run per regex candidate, and
+/// dense text has one every few dozen bytes.
+struct Digits {
+    buf: [u8; Digits::CAP],
+    len: usize,
+    /// Digits seen beyond the capacity (the candidate is then too long for any check).
+    overflow: bool,
+}
+
+impl Digits {
+    const CAP: usize = 32;
+
+    fn of(s: &str) -> Digits {
+        let mut d = Digits {
+            buf: [0; Digits::CAP],
+            len: 0,
+            overflow: false,
+        };
+        for b in s.bytes().filter(u8::is_ascii_digit) {
+            match d.buf.get_mut(d.len) {
+                Some(slot) => {
+                    *slot = b;
+                    d.len += 1;
+                }
+                None => d.overflow = true,
+            }
+        }
+        d
+    }
+
+    /// The digits as text; `None` when they did not fit.
+    fn as_str(&self) -> Option<&str> {
+        if self.overflow {
+            return None;
+        }
+        self.buf
+            .get(..self.len)
+            .and_then(|b| std::str::from_utf8(b).ok())
+    }
+}
+
+/// Whether `hay` contains `needle` (lower-case ASCII) ignoring ASCII case.
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    !n.is_empty() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
+
+/// ASCII-lower-cased copy of a short context window on the stack (`None` when longer
+/// than the buffer), for several substring tests against lower-case words.
+fn lower_ascii<'b>(s: &str, buf: &'b mut [u8; 64]) -> Option<&'b str> {
+    let dst = buf.get_mut(..s.len())?;
+    for (d, b) in dst.iter_mut().zip(s.bytes()) {
+        *d = b.to_ascii_lowercase();
+    }
+    std::str::from_utf8(dst).ok()
+}
+
+/// Whether any of `words` (lower-case ASCII) occurs in `hay` ignoring ASCII case.
+fn contains_any_ci(hay: &str, words: &[&str]) -> bool {
+    let mut buf = [0u8; 64];
+    match lower_ascii(hay, &mut buf) {
+        Some(low) => words.iter().any(|k| low.contains(k)),
+        None => words.iter().any(|k| contains_ci(hay, k)),
+    }
+}
+
+/// Whether `hay` starts with `prefix` (lower-case ASCII) ignoring ASCII case.
+fn starts_with_ci(hay: &str, prefix: &str) -> bool {
+    hay.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|h| h.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 /// Char boundary at most `n` bytes before `i`: bounds every look-back so validation
@@ -88,21 +157,19 @@ fn back(text: &str, i: usize, n: usize) -> usize {
     s
 }
 
-/// Lower-cased text of up to `n` bytes before `i` (char-boundary safe).
-fn window_before(text: &str, i: usize, n: usize) -> String {
-    let mut s = i.saturating_sub(n);
-    while s > 0 && !text.is_char_boundary(s) {
-        s -= 1;
-    }
-    slice(text, s, i).to_lowercase()
+/// Text of up to `n` bytes before `i` (char-boundary safe). Context words are compared
+/// ignoring ASCII case (the scanner's literal gate finds them the same way).
+fn window_before(text: &str, i: usize, n: usize) -> &str {
+    slice(text, back(text, i, n), i)
 }
 
-fn window_after(text: &str, i: usize, n: usize) -> String {
+/// Text of up to `n` bytes after `i` (char-boundary safe).
+fn window_after(text: &str, i: usize, n: usize) -> &str {
     let mut e = (i + n).min(text.len());
     while e < text.len() && !text.is_char_boundary(e) {
         e += 1;
     }
-    slice(text, i, e).to_lowercase()
+    slice(text, i, e)
 }
 
 // ---------------------------------------------------------------- email
@@ -168,35 +235,38 @@ const PHONE_AFTER: &[&str] = &[
     "office", "fax", "mobile", "cell", "home", "work", "phone", "tel",
 ];
 
+/// Bytes before a phone number searched for [`PHONE_BEFORE`] words, and after it for
+/// [`PHONE_AFTER`] words.
+const PHONE_BEFORE_BYTES: usize = 40;
+const PHONE_AFTER_BYTES: usize = 16;
+
 fn phone_context(text: &str, s: usize, e: usize) -> bool {
-    let before = window_before(text, s, 40);
+    let before = window_before(text, s, PHONE_BEFORE_BYTES);
     // Only the current and the previous line count as context.
     let mut lines = before.rsplit('\n');
     let cur = lines.next().unwrap_or("");
     let prev = lines.next().unwrap_or("");
-    let near = |t: &str| PHONE_BEFORE.iter().any(|k| t.contains(k));
+    let near = |t: &str| contains_any_ci(t, PHONE_BEFORE);
     // The previous line counts only when the current line has nothing before the number.
     if near(cur) || (cur.trim().is_empty() && near(prev)) {
         return true;
     }
-    let after = window_after(text, e, 16);
+    let after = window_after(text, e, PHONE_AFTER_BYTES);
     let after = after.trim_start_matches([' ', '-', '(', ',', '\\', ':']);
-    PHONE_AFTER.iter().any(|k| after.starts_with(k))
+    PHONE_AFTER.iter().any(|k| starts_with_ci(after, k))
 }
 
 fn looks_like_date(m: &str) -> bool {
-    let groups: Vec<&str> = m
-        .split(['-', '.', '/', ' '])
-        .filter(|g| !g.is_empty())
-        .collect();
-    if groups.len() != 3 {
+    let mut parts = m.split(['-', '.', '/', ' ']).filter(|g| !g.is_empty());
+    let (Some(a), Some(b), Some(c), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return false;
-    }
+    };
     let num = |g: &str| g.parse::<u32>().unwrap_or(u32::MAX);
     let year = |g: &str| g.len() == 4 && (1900..=2099).contains(&num(g));
     let small = |g: &str| g.len() <= 2 && (1..=31).contains(&num(g));
-    (year(groups[0]) && small(groups[1]) && small(groups[2]))
-        || (small(groups[0]) && small(groups[1]) && (year(groups[2]) || groups[2].len() == 2))
+    (year(a) && small(b) && small(c)) || (small(a) && small(b) && (year(c) || c.len() == 2))
 }
 
 fn phone_shape_ok(m: &str, min_digits: usize) -> bool {
@@ -265,40 +335,43 @@ fn check_card(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
         }
     }
     let m = slice(text, s, e);
-    // Candidate ends: the full match, then shorter prefixes ending at a group separator.
-    let mut ends = vec![e];
-    for (i, c) in m.char_indices().rev() {
-        if c == ' ' || c == '-' {
-            ends.push(s + i);
-        }
-    }
-    for end in ends {
+    let valid_to = |end: usize| -> bool {
         let cand = slice(text, s, end);
-        let seps: Vec<char> = cand.chars().filter(|c| !c.is_ascii_digit()).collect();
-        if seps.windows(2).any(|w| w[0] != w[1]) {
-            continue;
+        // One kind of separator throughout.
+        let mut seps = cand.bytes().filter(|b| !b.is_ascii_digit());
+        if let Some(first) = seps.next() {
+            if seps.any(|b| b != first) {
+                return false;
+            }
         }
         let after = next_char(text, end);
         if is_alnum(after) {
-            continue;
+            return false;
         }
         if let Some(a @ ('-' | '.' | '/')) = after {
             if is_digit(next_char(text, end + a.len_utf8())) {
-                continue;
+                return false;
             }
         }
-        let d = digits_of(cand);
-        if !(12..=19).contains(&d.len()) {
-            continue;
+        let digits = Digits::of(cand);
+        let Some(d) = digits.as_str() else {
+            return false;
+        };
+        if !(12..=19).contains(&d.len()) || d.bytes().all(|c| Some(c) == d.bytes().next()) {
+            return false;
         }
-        if d.bytes().all(|c| c == d.as_bytes()[0]) {
-            continue;
-        }
-        if v::luhn_valid(&d) && v::card_iin_valid(&d) {
-            return Some((s, end));
-        }
+        v::luhn_valid(d) && v::card_iin_valid(d)
+    };
+    // Candidate ends: the full match, then shorter prefixes ending at a group separator.
+    if valid_to(e) {
+        return Some((s, e));
     }
-    None
+    m.char_indices()
+        .rev()
+        .filter(|&(_, c)| c == ' ' || c == '-')
+        .map(|(i, _)| s + i)
+        .find(|&end| valid_to(end))
+        .map(|end| (s, end))
 }
 
 // ---------------------------------------------------------------- IBAN
@@ -314,33 +387,40 @@ fn check_iban(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     if is_alnum(prev_char(text, s)) {
         return None;
     }
-    let head = text.get(s..s + 2)?;
-    let upper = head.to_ascii_uppercase();
-    if head != upper && head != head.to_ascii_lowercase() {
+    let head = text.as_bytes().get(s..s + 2)?;
+    let upper = [head[0].to_ascii_uppercase(), head[1].to_ascii_uppercase()];
+    let lower = [head[0].to_ascii_lowercase(), head[1].to_ascii_lowercase()];
+    if head != upper && head != lower {
         return None;
     }
-    let want = v::iban_length(&upper)?;
-    let mut compact = String::with_capacity(want);
+    let want = v::iban_length(std::str::from_utf8(&upper).ok()?)?;
+    // Longest registered IBAN is 34 characters.
+    let mut compact = [0u8; 34];
+    let mut len = 0;
     let mut end = s;
     let mut prev_space = false;
-    for (i, c) in text.get(s..e)?.char_indices() {
-        if compact.len() == want {
+    for (i, c) in text.get(s..e)?.bytes().enumerate() {
+        if len == want {
             break;
         }
         if c.is_ascii_alphanumeric() {
-            compact.push(c);
+            *compact.get_mut(len)? = c;
+            len += 1;
             end = s + i + 1;
             prev_space = false;
-        } else if c == ' ' && !prev_space && !compact.is_empty() {
+        } else if c == b' ' && !prev_space && len > 0 {
             prev_space = true;
         } else {
             return None;
         }
     }
-    if compact.len() != want || is_alnum(next_char(text, end)) {
+    if len != want || is_alnum(next_char(text, end)) {
         return None;
     }
-    if v::iban_valid(&compact) {
+    let compact = compact
+        .get(..len)
+        .and_then(|b| std::str::from_utf8(b).ok())?;
+    if v::iban_valid(compact) {
         Some((s, end))
     } else {
         None
@@ -353,18 +433,21 @@ fn check_ssn(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     if !digits_bounded(text, s, e) {
         return None;
     }
-    let d = digits_of(slice(text, s, e));
-    if v::ssn_valid(&d) {
+    let digits = Digits::of(slice(text, s, e));
+    if digits.as_str().is_some_and(v::ssn_valid) {
         Some((s, e))
     } else {
         None
     }
 }
 
+/// Words of which one must precede a bare nine-digit SSN (within [`SSN_CONTEXT_BYTES`]).
+const SSN_CONTEXT: &[&str] = &["ssn", "social security", "ss#", "social sec", "taxpayer"];
+const SSN_CONTEXT_BYTES: usize = 40;
+
 fn check_ssn_context(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
-    let before = window_before(text, s, 40);
-    let ctx = ["ssn", "social security", "ss#", "social sec", "taxpayer"];
-    if !ctx.iter().any(|k| before.contains(k)) {
+    let before = window_before(text, s, SSN_CONTEXT_BYTES);
+    if !contains_any_ci(before, SSN_CONTEXT) {
         return None;
     }
     check_ssn(text, s, e)
@@ -422,8 +505,7 @@ fn check_token(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
 
 /// Vendor tokens whose documented example values are placeholders (`...EXAMPLE`).
 fn check_token_not_example(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
-    let m = slice(text, s, e).to_ascii_lowercase();
-    if m.contains("example") {
+    if contains_ci(slice(text, s, e), "example") {
         return None;
     }
     if is_alnum(prev_char(text, s)) {
@@ -597,6 +679,24 @@ fn check_assignment(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
 
 // ---------------------------------------------------------------- the pack
 
+/// A rule whose validator requires one of `before` words within `before.1` bytes before
+/// a match or one of `after` words within `after.1` bytes after it: the scanner then only
+/// searches near those words (see [`super::scanner::Context`]).
+fn with_context(
+    mut spec: DetectorSpec,
+    before: (&[&str], usize),
+    after: (&[&str], usize),
+) -> DetectorSpec {
+    let words = |w: &[&str]| w.iter().map(|s| (*s).to_string()).collect();
+    spec.context = Some(super::scanner::Context {
+        before: words(before.0),
+        before_bytes: before.1,
+        after: words(after.0),
+        after_bytes: after.1,
+    });
+    spec
+}
+
 pub(super) fn regex(
     kind: &str,
     cat: Category,
@@ -618,6 +718,7 @@ pub(super) fn regex(
         },
         priority: prio,
         max_len: cap,
+        context: None,
     }
 }
 
@@ -789,14 +890,18 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
     );
     add(
         "phone-context",
-        regex(
-            kinds::PHONE,
-            pii,
-            35,
-            r"(?:\(\d{1,4}\)[ .\-]?)?\d{2,12}(?:[ .\-]\d{2,8}){0,4}(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?",
-            &[],
-            check_phone_context,
-            None,
+        with_context(
+            regex(
+                kinds::PHONE,
+                pii,
+                35,
+                r"(?:\(\d{1,4}\)[ .\-]?)?\d{2,12}(?:[ .\-]\d{2,8}){0,4}(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?",
+                &[],
+                check_phone_context,
+                None,
+            ),
+            (PHONE_BEFORE, PHONE_BEFORE_BYTES),
+            (PHONE_AFTER, PHONE_AFTER_BYTES),
         ),
     );
     add(
@@ -838,14 +943,18 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
     );
     add(
         "us-ssn-context",
-        regex(
-            kinds::US_SSN,
-            pii,
-            55,
-            r"\d{3} \d{2} \d{4}|\d{9}",
-            &["ssn", "social sec", "ss#", "taxpayer"],
-            check_ssn_context,
-            None,
+        with_context(
+            regex(
+                kinds::US_SSN,
+                pii,
+                55,
+                r"\d{3} \d{2} \d{4}|\d{9}",
+                &[],
+                check_ssn_context,
+                None,
+            ),
+            (SSN_CONTEXT, SSN_CONTEXT_BYTES),
+            (&[], 0),
         ),
     );
     add(

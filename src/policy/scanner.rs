@@ -115,7 +115,35 @@ pub struct DetectorSpec {
     /// unbounded patterns. When present it is used as is: it must cover the longest
     /// span the validator can report.
     pub max_len: Option<usize>,
+    /// Context words a match needs nearby (see [`Context`]); built-in detectors only.
+    pub context: Option<Context>,
 }
+
+/// Words near which a regex rule's matches must start: the scanner searches the rule only
+/// in the zones these words open, instead of over every candidate in the text.
+///
+/// This is a statement about the rule's validator, which makes the precise check: it must
+/// accept a match `(s, e)` only when a `before` word (ASCII, compared ignoring ASCII case)
+/// lies entirely within the `before_bytes` bytes before `s`, or an `after` word lies
+/// entirely within the `after_bytes` bytes after `e` (each window widened by up to
+/// [`CHAR_SLACK`] bytes to a char boundary), and no word may be able to overlap a match.
+/// The scanner's candidates are the regex's leftmost-first matches among those starting in
+/// a zone: `[end of word, word + before reach]` for a `before` word, and up to two longest
+/// matches plus the after reach before an `after` word. The result is that of the
+/// whole-text search: a rejected match outside the zones (whose rejection skips the
+/// matches starting inside it) cannot contain the start of a match that passes the
+/// context check. The pattern must be bounded and free of look-around, and its matches
+/// must start with a non-letter ASCII byte (as a windowed rule's).
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub before: Vec<String>,
+    pub before_bytes: usize,
+    pub after: Vec<String>,
+    pub after_bytes: usize,
+}
+
+/// Bytes a context window may grow by to reach a char boundary.
+pub const CHAR_SLACK: usize = 3;
 
 impl DetectorSpec {
     /// A user `pattern` rule.
@@ -131,6 +159,7 @@ impl DetectorSpec {
             },
             priority: 0,
             max_len: None,
+            context: None,
         }
     }
 
@@ -155,6 +184,7 @@ impl DetectorSpec {
             },
             priority: 0,
             max_len: None,
+            context: None,
         }
     }
 }
@@ -263,6 +293,9 @@ impl ScannerBuilder {
         let mut ac_patterns: Vec<String> = Vec::new();
         let mut ac_owner: Vec<AcEntry> = Vec::new();
         let mut win_union = ByteRanges::default();
+        let mut ctx_words: Vec<String> = Vec::new();
+        let mut ctx_owner: Vec<(usize, bool)> = Vec::new();
+        let (mut reach_before, mut reach_after) = (0usize, 0usize);
 
         for (idx, (id, spec)) in self.rules.into_iter().enumerate() {
             let kind: Arc<str> = Arc::from(spec.kind.as_str());
@@ -320,6 +353,39 @@ impl ScannerBuilder {
                     let window = Window::new(first.as_deref(), computed, look_free)
                         .filter(|w| win_union.try_add(&w.first))
                         .map(Box::new);
+                    let zones = match (&spec.context, &window, computed) {
+                        (None, _, _) => None,
+                        (Some(c), Some(_), Some(max)) => {
+                            let words = c.before.iter().map(|w| (w, true));
+                            let words = words.chain(c.after.iter().map(|w| (w, false)));
+                            let mut longest = 0;
+                            for (w, before) in words {
+                                if w.is_empty() || !w.is_ascii() {
+                                    errors.push(err(format!(
+                                        "context word {w:?} must be non-empty ASCII"
+                                    )));
+                                    continue;
+                                }
+                                longest = longest.max(w.len());
+                                ctx_words.push(w.clone());
+                                ctx_owner.push((idx, before));
+                            }
+                            let z = ZoneSpec {
+                                before_reach: c.before_bytes + CHAR_SLACK,
+                                after_reach: c.after_bytes + CHAR_SLACK,
+                                max,
+                            };
+                            reach_before = reach_before.max(z.before_reach);
+                            reach_after = reach_after.max(2 * max + z.after_reach + longest);
+                            Some(z)
+                        }
+                        (Some(_), _, _) => {
+                            errors.push(err("context words need a bounded, look-around-free \
+                                pattern whose matches start with a non-letter ASCII byte"
+                                .to_string()));
+                            continue;
+                        }
+                    };
                     if prefiltered {
                         for lit in prefilter {
                             if lit.is_empty() {
@@ -351,6 +417,7 @@ impl ScannerBuilder {
                             value_group,
                             window,
                             gated: prefiltered,
+                            zones,
                         },
                         max_len,
                     )
@@ -439,6 +506,31 @@ impl ScannerBuilder {
         };
         let max_match_len = rules.iter().map(|r| r.info.max_len).max().unwrap_or(0);
         let gate_lits = LiteralGate::build(&ac_patterns, &ac_owner);
+        let ctx = if ctx_words.is_empty() {
+            None
+        } else {
+            match AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                .build(&ctx_words)
+            {
+                Ok(ac) => Some(ContextSearch {
+                    ac,
+                    owner: ctx_owner,
+                    reach_before,
+                    reach_after,
+                }),
+                Err(e) => {
+                    return Err(BuildError {
+                        errors: vec![RuleError {
+                            rule_id: "*".to_string(),
+                            message: format!("context automaton failed to build: {e}"),
+                        }],
+                    })
+                }
+            }
+        };
         Ok(Scanner {
             rules,
             set,
@@ -450,6 +542,7 @@ impl ScannerBuilder {
             ac_owner,
             ac_patterns,
             lit_gate: gate_lits,
+            ctx,
             max_match_len,
         })
     }
@@ -471,6 +564,8 @@ enum RuleImpl {
         window: Option<Box<Window>>,
         /// The rule has prefilter literals: it runs only when the literal pass marks it.
         gated: bool,
+        /// Set for rules with context words: searched only in the zones the words open.
+        zones: Option<ZoneSpec>,
     },
     Keywords {
         whole_word: bool,
@@ -481,6 +576,39 @@ enum RuleImpl {
 struct Rule {
     info: RuleInfo,
     imp: RuleImpl,
+}
+
+/// How far from a context word a match of its rule may start (see [`Context`]).
+#[derive(Debug, Clone, Copy)]
+struct ZoneSpec {
+    /// `before_bytes + CHAR_SLACK`.
+    before_reach: usize,
+    /// `after_bytes + CHAR_SLACK`.
+    after_reach: usize,
+    /// Longest regex match (bytes).
+    max: usize,
+}
+
+impl ZoneSpec {
+    /// Match starts allowed by one word occurrence at `o..o + len`, as `[start, end)`.
+    fn zone(&self, before: bool, o: usize, len: usize) -> (usize, usize) {
+        if before {
+            (o + len, o + self.before_reach + 1)
+        } else {
+            ((o + len).saturating_sub(self.after_reach + 2 * self.max), o)
+        }
+    }
+}
+
+/// The context words of all rules in one ASCII case-insensitive automaton.
+#[derive(Debug)]
+struct ContextSearch {
+    ac: AhoCorasick,
+    /// Per automaton pattern: (rule, is a `before` word).
+    owner: Vec<(usize, bool)>,
+    /// How far around a trigger region a relevant word can lie (bytes).
+    reach_before: usize,
+    reach_after: usize,
 }
 
 /// The compiled, immutable scanner.
@@ -500,6 +628,8 @@ pub struct Scanner {
     ac_patterns: Vec<String>,
     /// SIMD anchor search that replaces the automaton pass when it can (see [`LiteralGate`]).
     lit_gate: Option<LiteralGate>,
+    /// Context words of the rules that have them.
+    ctx: Option<ContextSearch>,
     max_match_len: usize,
 }
 
@@ -564,6 +694,7 @@ impl Scanner {
             self.set_candidates(text, &mut candidate);
         }
         let regions = self.regions(text);
+        let zones = self.context_zones(text, &regions);
         for (idx, is_cand) in candidate.iter().enumerate() {
             let Some(rule) = self.rules.get(idx) else {
                 continue;
@@ -574,8 +705,17 @@ impl Scanner {
                 value_group,
                 window,
                 gated,
+                zones: zone_spec,
             } = &rule.imp
             {
+                // Context rules only start in their zones.
+                let rule_zones = match zone_spec {
+                    Some(_) => match zones.iter().find(|(r, _)| *r == idx) {
+                        Some((_, z)) if !z.is_empty() => Some(z.as_slice()),
+                        _ => continue,
+                    },
+                    None => None,
+                };
                 // Gated and set rules run when marked; ungated windowed rules whenever
                 // the text has trigger regions (the window search is their filter).
                 let runs = match (window, gated) {
@@ -587,11 +727,15 @@ impl Scanner {
                     continue;
                 }
                 // Leftmost match starting at or after `at`: over the whole text, or only
-                // in the trigger regions for a windowed rule (same result, see `Window`).
+                // in the trigger regions for a windowed rule (same result, see `Window`),
+                // or among those starting in a context rule's zones.
                 let mut cursor = 0;
-                let mut find = |at: usize| match window {
-                    Some(w) => w.find(re, text, &regions, &mut cursor, at),
-                    None => re.find_at(text, at).map(|m| (m.start(), m.end())),
+                let mut find = |at: usize| match (window, rule_zones, zone_spec) {
+                    (_, Some(z), Some(spec)) => {
+                        find_in_zones(re, text, z, spec.max, &mut cursor, at)
+                    }
+                    (Some(w), _, _) => w.find(re, text, &regions, &mut cursor, at),
+                    _ => re.find_at(text, at).map(|m| (m.start(), m.end())),
                 };
                 // A candidate the validator rejects must not hide a valid match that starts
                 // at a word inside it (digits before an IBAN's country code): search again
@@ -729,6 +873,78 @@ impl Scanner {
         out
     }
 
+    /// Per context rule (with its index), the merged zones `[start, end)` in which its
+    /// matches may start (see [`Context`]). Words are looked up only around the trigger
+    /// regions, where the rules' matches start: prose without them costs nothing.
+    fn context_zones(
+        &self,
+        text: &str,
+        regions: &[(usize, usize)],
+    ) -> Vec<(usize, Vec<(usize, usize)>)> {
+        let mut out: Vec<(usize, Vec<(usize, usize)>)> = Vec::new();
+        let Some(ctx) = &self.ctx else {
+            return out;
+        };
+        if regions.is_empty() {
+            return out;
+        }
+        let bytes = text.as_bytes();
+        let mut add = |rule: usize, zone: (usize, usize)| {
+            if zone.0 >= zone.1 {
+                return;
+            }
+            match out.iter_mut().find(|(r, _)| *r == rule) {
+                Some((_, z)) => z.push(zone),
+                None => out.push((rule, vec![zone])),
+            }
+        };
+        // Search windows: each region widened by the reach of the words, merged.
+        let mut win: Option<(usize, usize)> = None;
+        let mut search = |a: usize, b: usize| {
+            let Some(hay) = bytes.get(a..b) else {
+                return;
+            };
+            for m in ctx.ac.find_overlapping_iter(hay) {
+                let Some(&(rule, before)) = ctx.owner.get(m.pattern().as_usize()) else {
+                    continue;
+                };
+                let Some(RuleImpl::Regex { zones: Some(z), .. }) =
+                    self.rules.get(rule).map(|r| &r.imp)
+                else {
+                    continue;
+                };
+                add(rule, z.zone(before, a + m.start(), m.len()));
+            }
+        };
+        for &(rs, re_end) in regions {
+            let a = rs.saturating_sub(ctx.reach_before);
+            let b = (re_end + ctx.reach_after).min(bytes.len());
+            win = match win {
+                Some((wa, wb)) if a <= wb => Some((wa, wb.max(b))),
+                Some((wa, wb)) => {
+                    search(wa, wb);
+                    Some((a, b))
+                }
+                None => Some((a, b)),
+            };
+        }
+        if let Some((wa, wb)) = win {
+            search(wa, wb);
+        }
+        for (_, z) in out.iter_mut() {
+            z.sort_unstable();
+            let mut merged: Vec<(usize, usize)> = Vec::with_capacity(z.len());
+            for &(a, b) in z.iter() {
+                match merged.last_mut() {
+                    Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                    _ => merged.push((a, b)),
+                }
+            }
+            *z = merged;
+        }
+        out
+    }
+
     /// One occurrence of automaton literal `pid` at `s..e`: mark a prefilter's rule as a
     /// candidate, or report a keyword match (case and word-boundary checked).
     fn literal_hit(
@@ -781,6 +997,41 @@ impl Scanner {
             });
         }
     }
+}
+
+/// Leftmost-first match of `re` among those starting at or after `at` inside one of
+/// `zones` (sorted, disjoint `[start, end)`); `cursor` is the first zone not yet passed,
+/// calls come with non-decreasing `at`. The pattern is bounded by `max` and look-around
+/// free, so a match starting at `p` is one of any slice `text[a..q]` with `a <= p` and
+/// `q >= p + max`: each zone is searched in such a slice, and the slice's leftmost match,
+/// when it starts inside the zone, is the text's leftmost one from there.
+fn find_in_zones(
+    re: &Regex,
+    text: &str,
+    zones: &[(usize, usize)],
+    max: usize,
+    cursor: &mut usize,
+    at: usize,
+) -> Option<(usize, usize)> {
+    while let Some(&(zs, ze)) = zones.get(*cursor) {
+        let mut from = zs.max(at);
+        while from < text.len() && !text.is_char_boundary(from) {
+            from += 1;
+        }
+        if from >= ze || from >= text.len() {
+            *cursor += 1;
+            continue;
+        }
+        let mut q = (ze - 1 + max).min(text.len());
+        while q < text.len() && !text.is_char_boundary(q) {
+            q += 1;
+        }
+        match text.get(from..q).and_then(|hay| re.find(hay)) {
+            Some(m) if from + m.start() < ze => return Some((from + m.start(), from + m.end())),
+            _ => *cursor += 1,
+        }
+    }
+    None
 }
 
 /// Length of the anchors the literal gate searches for.
@@ -1306,6 +1557,7 @@ mod tests {
                 let Some(m) = re.find_at(text, at) else {
                     break;
                 };
+
                 let cand = match value_group {
                     Some(g) => re
                         .captures_at(text, m.start())
@@ -1358,6 +1610,9 @@ mod tests {
         "+44 20 7946 0958",
         "phone: 020 7946 0958",
         "call 0176 1234 5678",
+        "020 7946 0958 (mobile)",
+        " office",
+        "77 12 34 56 Tel",
         "4111 1111 1111 1111",
         "4111-1111-1111-1111",
         "5500005555555559",

@@ -199,11 +199,9 @@ pub fn iban_valid(compact: &str) -> bool {
     if b.len() < 15 || !b.iter().all(u8::is_ascii_alphanumeric) {
         return false;
     }
-    let country = compact
-        .get(..2)
-        .map(str::to_ascii_uppercase)
-        .unwrap_or_default();
-    if iban_length(&country) != Some(b.len()) {
+    let country = [b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase()];
+    let country = std::str::from_utf8(&country).unwrap_or("");
+    if iban_length(country) != Some(b.len()) {
         return false;
     }
     if !b[2].is_ascii_digit() || !b[3].is_ascii_digit() {
