@@ -315,12 +315,13 @@ impl ScannerBuilder {
                     } else {
                         pattern.clone()
                     };
-                    let (computed, first, look_free) =
+                    let (computed, first, look_free, digits_only) =
                         match regex_syntax::Parser::new().parse(&full) {
                             Ok(hir) => (
                                 hir.properties().maximum_len(),
                                 first_bytes(&hir),
                                 hir.properties().look_set().is_empty(),
+                                can_match_digits_only(&hir),
                             ),
                             Err(e) => {
                                 errors.push(err(format!("invalid pattern: {e}")));
@@ -353,6 +354,26 @@ impl ScannerBuilder {
                     let window = Window::new(first.as_deref(), computed, look_free)
                         .filter(|w| win_union.try_add(&w.first))
                         .map(Box::new);
+                    // Windowed rules that can match bare digits search without the engine's
+                    // prefilter (see `can_match_digits_only`).
+                    let plain = match (&window, digits_only) {
+                        (Some(_), true) => {
+                            let cfg = regex_automata::meta::Regex::config()
+                                .auto_prefilter(false)
+                                .nfa_size_limit(Some(32 << 20));
+                            match regex_automata::meta::Regex::builder()
+                                .configure(cfg)
+                                .build(&full)
+                            {
+                                Ok(r) => Some(Box::new(r)),
+                                Err(e) => {
+                                    errors.push(err(format!("invalid pattern: {e}")));
+                                    continue;
+                                }
+                            }
+                        }
+                        _ => None,
+                    };
                     let zones = match (&spec.context, &window, computed) {
                         (None, _, _) => None,
                         (Some(c), Some(_), Some(max)) => {
@@ -418,6 +439,7 @@ impl ScannerBuilder {
                             window,
                             gated: prefiltered,
                             zones,
+                            plain,
                         },
                         max_len,
                     )
@@ -566,6 +588,9 @@ enum RuleImpl {
         gated: bool,
         /// Set for rules with context words: searched only in the zones the words open.
         zones: Option<ZoneSpec>,
+        /// The same pattern without the engine's literal prefilter, for the window and zone
+        /// searches of rules that can match bare digits (see `can_match_digits_only`).
+        plain: Option<Box<regex_automata::meta::Regex>>,
     },
     Keywords {
         whole_word: bool,
@@ -706,8 +731,13 @@ impl Scanner {
                 window,
                 gated,
                 zones: zone_spec,
+                plain,
             } = &rule.imp
             {
+                let finder = match plain {
+                    Some(p) => Finder::Plain(p),
+                    None => Finder::Std(re),
+                };
                 // Context rules only start in their zones.
                 let rule_zones = match zone_spec {
                     Some(_) => match zones.iter().find(|(r, _)| *r == idx) {
@@ -732,9 +762,9 @@ impl Scanner {
                 let mut cursor = 0;
                 let mut find = |at: usize| match (window, rule_zones, zone_spec) {
                     (_, Some(z), Some(spec)) => {
-                        find_in_zones(re, text, z, spec.max, &mut cursor, at)
+                        find_in_zones(finder, text, z, spec.max, &mut cursor, at)
                     }
-                    (Some(w), _, _) => w.find(re, text, &regions, &mut cursor, at),
+                    (Some(w), _, _) => w.find(finder, text, &regions, &mut cursor, at),
                     _ => re.find_at(text, at).map(|m| (m.start(), m.end())),
                 };
                 // A candidate the validator rejects must not hide a valid match that starts
@@ -1014,7 +1044,7 @@ impl Scanner {
 /// `q >= p + max`: each zone is searched in such a slice, and the slice's leftmost match,
 /// when it starts inside the zone, is the text's leftmost one from there.
 fn find_in_zones(
-    re: &Regex,
+    re: Finder<'_>,
     text: &str,
     zones: &[(usize, usize)],
     max: usize,
@@ -1034,12 +1064,34 @@ fn find_in_zones(
         while q < text.len() && !text.is_char_boundary(q) {
             q += 1;
         }
-        match text.get(from..q).and_then(|hay| re.find(hay)) {
-            Some(m) if from + m.start() < ze => return Some((from + m.start(), from + m.end())),
+        match text.get(from..q).and_then(|hay| re.find_at(hay, 0)) {
+            Some((ms, me)) if from + ms < ze => return Some((from + ms, from + me)),
             _ => *cursor += 1,
         }
     }
     None
+}
+
+/// The engine a rule's leftmost-first search runs on.
+#[derive(Clone, Copy)]
+enum Finder<'a> {
+    Std(&'a Regex),
+    Plain(&'a regex_automata::meta::Regex),
+}
+
+impl Finder<'_> {
+    fn find_at(self, hay: &str, at: usize) -> Option<(usize, usize)> {
+        match self {
+            Finder::Std(re) => re.find_at(hay, at).map(|m| (m.start(), m.end())),
+            Finder::Plain(re) => {
+                if at > hay.len() {
+                    return None;
+                }
+                let input = regex_automata::Input::new(hay).range(at..);
+                re.find(input).map(|m| (m.start(), m.end()))
+            }
+        }
+    }
 }
 
 /// Length of the anchors the literal gate searches for.
@@ -1238,6 +1290,32 @@ impl LiteralGate {
 
 /// The bytes every match of `hir` can start with, if that set is finite and no match can
 /// be empty at the start.
+/// Whether the pattern can match a string of ASCII digits only. Such a pattern has no
+/// literal but digits for the regex engine's prefilter to look for, and a prefilter of
+/// digit prefixes fires at every digit of number-dense text (measured on 64 KB of dense
+/// PII: the card pattern 201 -> 116 µs, IBAN 200 -> 115 µs with the prefilter off); the
+/// trigger windows already skip text without digits. Look-arounds count as satisfiable:
+/// the answer only chooses an engine configuration, never a result.
+fn can_match_digits_only(hir: &regex_syntax::hir::Hir) -> bool {
+    use regex_syntax::hir::{Class, HirKind};
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => true,
+        HirKind::Literal(l) => l.0.iter().all(u8::is_ascii_digit),
+        HirKind::Class(Class::Unicode(c)) => c
+            .ranges()
+            .iter()
+            .any(|r| r.start() <= '9' && r.end() >= '0'),
+        HirKind::Class(Class::Bytes(c)) => c
+            .ranges()
+            .iter()
+            .any(|r| r.start() <= b'9' && r.end() >= b'0'),
+        HirKind::Repetition(r) => r.min == 0 || can_match_digits_only(&r.sub),
+        HirKind::Capture(c) => can_match_digits_only(&c.sub),
+        HirKind::Concat(v) => v.iter().all(can_match_digits_only),
+        HirKind::Alternation(v) => v.iter().any(can_match_digits_only),
+    }
+}
+
 fn first_bytes(hir: &regex_syntax::hir::Hir) -> Option<Vec<u8>> {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
     let mut ex = Extractor::new();
@@ -1880,7 +1958,7 @@ impl Window {
     /// calls must come with non-decreasing `at`.
     fn find(
         &self,
-        re: &Regex,
+        re: Finder<'_>,
         text: &str,
         regions: &[(usize, usize)],
         cursor: &mut usize,
@@ -1908,17 +1986,17 @@ impl Window {
             }
             let Some(hay) = text.get(a..q) else {
                 // `a` is an ASCII byte, so a char boundary; unreachable in practice.
-                return re.find_at(text, a).map(|m| (m.start(), m.end()));
+                return re.find_at(text, a);
             };
-            match re.find(hay) {
-                Some(m) => {
-                    let (s, e) = (a + m.start(), a + m.end());
+            match re.find_at(hay, 0) {
+                Some((ms, me)) => {
+                    let (s, e) = (a + ms, a + me);
                     if s + self.max <= q || q == text.len() {
                         return Some((s, e));
                     }
                     // Found past the region (in a later region inside the window): the
                     // slice may have cut a longer match; ask the whole text.
-                    return re.find_at(text, a).map(|m| (m.start(), m.end()));
+                    return re.find_at(text, a);
                 }
                 None => *cursor += 1,
             }
