@@ -539,6 +539,10 @@ impl ScannerBuilder {
             {
                 Ok(ac) => Some(ContextSearch {
                     ac,
+                    gate: LiteralGate::build(
+                        &ctx_words,
+                        &vec![AcEntry::Prefilter(0); ctx_words.len()],
+                    ),
                     owner: ctx_owner,
                     reach_before,
                     reach_after,
@@ -629,6 +633,10 @@ impl ZoneSpec {
 #[derive(Debug)]
 struct ContextSearch {
     ac: AhoCorasick,
+    /// The SIMD anchor search over the same words (pattern ids shared with `ac`), used
+    /// instead of the automaton when it can be built: several times faster on text
+    /// dense with numbers, where the words are looked up around every region.
+    gate: Option<LiteralGate>,
     /// Per automaton pattern: (rule, is a `before` word).
     owner: Vec<(usize, bool)>,
     /// How far around a trigger region a relevant word can lie (bytes).
@@ -700,7 +708,7 @@ impl Scanner {
         }
         let mut candidate = vec![false; self.rules.len()];
         if let Some(gate) = &self.lit_gate {
-            gate.for_each(text, |pid, s, e| {
+            gate.for_each(text.as_bytes(), |pid, s, e| {
                 self.literal_hit(text, pid, s, e, &mut candidate, &mut out)
             });
         } else if let Some(ac) = &self.ac {
@@ -942,16 +950,23 @@ impl Scanner {
             let Some(hay) = bytes.get(a..b) else {
                 return;
             };
-            for m in ctx.ac.find_overlapping_iter(hay) {
-                let Some(&(rule, before)) = ctx.owner.get(m.pattern().as_usize()) else {
-                    continue;
+            let mut word = |pid: usize, s: usize, e: usize| {
+                let Some(&(rule, before)) = ctx.owner.get(pid) else {
+                    return;
                 };
-                let Some(RuleImpl::Regex { zones: Some(z), .. }) =
+                if let Some(RuleImpl::Regex { zones: Some(z), .. }) =
                     self.rules.get(rule).map(|r| &r.imp)
-                else {
-                    continue;
-                };
-                add(rule, z.zone(before, a + m.start(), m.len()));
+                {
+                    add(rule, z.zone(before, a + s, e - s));
+                }
+            };
+            match &ctx.gate {
+                Some(gate) => gate.for_each(hay, &mut word),
+                None => {
+                    for m in ctx.ac.find_overlapping_iter(hay) {
+                        word(m.pattern().as_usize(), m.start(), m.end());
+                    }
+                }
             }
         };
         for &(rs, re_end) in regions {
@@ -1242,8 +1257,8 @@ impl LiteralGate {
 
     /// Call `hit(literal id, start, end)` for every ASCII-case-insensitive occurrence of
     /// every literal in `text` (for literals shorter than an anchor: the first only).
-    fn for_each(&self, text: &str, mut hit: impl FnMut(usize, usize, usize)) {
-        let low = text.as_bytes().to_ascii_lowercase();
+    fn for_each(&self, text: &[u8], mut hit: impl FnMut(usize, usize, usize)) {
+        let low = text.to_ascii_lowercase();
         for (pid, lit) in &self.short {
             if let Some(p) = memchr::memmem::find(&low, lit) {
                 hit(*pid, p, p + lit.len());
@@ -1502,7 +1517,7 @@ mod tests {
             panic!("built-in pack must have both");
         };
         let mut got = Vec::new();
-        gate.for_each(t, |p, a, b| got.push((p, a, b)));
+        gate.for_each(t.as_bytes(), |p, a, b| got.push((p, a, b)));
         let mut want: Vec<(usize, usize, usize)> = ac
             .find_overlapping_iter(t)
             .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
@@ -1530,6 +1545,48 @@ mod tests {
             let s = builtin();
             gate_equals_automaton(s, &parts.concat());
         }
+
+        #[test]
+        fn context_gate_matches_automaton(parts in proptest::collection::vec(
+            proptest::prop_oneof![
+                "[A-Za-z_ .:@#/\\-]{1,8}",
+                proptest::sample::select(context_words()),
+                "\\PC{1,3}",
+            ],
+            0..40,
+        )) {
+            let t = parts.concat();
+            let Some(ctx) = &builtin().ctx else {
+                panic!("built-in pack has context words");
+            };
+            let Some(gate) = &ctx.gate else {
+                panic!("built-in context words fit a literal gate");
+            };
+            let mut got = Vec::new();
+            gate.for_each(t.as_bytes(), |p, a, b| got.push((p, a, b)));
+            let mut want: Vec<(usize, usize, usize)> = ctx
+                .ac
+                .find_overlapping_iter(&t)
+                .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+                .collect();
+            got.sort_unstable();
+            want.sort_unstable();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    /// Context words of the built-in pack, in mixed case.
+    fn context_words() -> Vec<String> {
+        let mut out = Vec::new();
+        for (_, spec) in crate::policy::builtin_specs() {
+            if let Some(c) = spec.context {
+                for w in c.before.iter().chain(c.after.iter()) {
+                    out.push(w.clone());
+                    out.push(w.to_ascii_uppercase());
+                }
+            }
+        }
+        out
     }
 
     fn builtin() -> &'static Scanner {
