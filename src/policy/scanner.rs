@@ -791,17 +791,37 @@ impl Scanner {
                             && text.is_char_boundary(e)
                     })
                 };
+                // A whole-text rule with a value group is searched with its groups in one
+                // call (the same leftmost-first match), not found and then re-searched.
+                let one_call = window.is_none() && rule_zones.is_none();
                 let mut at = 0;
                 while at <= text.len() {
-                    let Some((ms, me)) = find(at) else {
-                        break;
+                    let (ms, me, group) = match value_group {
+                        Some(g) if one_call => {
+                            let Some(c) = re.captures_at(text, at) else {
+                                break;
+                            };
+                            let Some(m) = c.get(0) else {
+                                break;
+                            };
+                            (
+                                m.start(),
+                                m.end(),
+                                Some(c.get(*g).map(|v| (v.start(), v.end()))),
+                            )
+                        }
+                        _ => match find(at) {
+                            Some((ms, me)) => (ms, me, None),
+                            None => break,
+                        },
                     };
-                    let span = match value_group {
-                        Some(g) => re
+                    let span = match (value_group, group) {
+                        (Some(_), Some(v)) => v.and_then(|(a, b)| accept(a, b)),
+                        (Some(g), None) => re
                             .captures_at(text, ms)
                             .and_then(|c| c.get(*g))
                             .and_then(|v| accept(v.start(), v.end())),
-                        None => accept(ms, me),
+                        (None, _) => accept(ms, me),
                     };
                     match span {
                         Some((s, e)) => {
