@@ -507,55 +507,20 @@ impl ScannerBuilder {
         let ac = if ac_patterns.is_empty() {
             None
         } else {
-            // A full DFA: built once per snapshot, it makes the one overlapping pass over
-            // every text several times faster than the default NFA for this many patterns.
-            match AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                .build(&ac_patterns)
-            {
-                Ok(a) => Some(a),
-                Err(e) => {
-                    return Err(BuildError {
-                        errors: vec![RuleError {
-                            rule_id: "*".to_string(),
-                            message: format!("keyword automaton failed to build: {e}"),
-                        }],
-                    })
-                }
-            }
+            Some(literal_automaton(&ac_patterns, "keyword")?)
         };
         let max_match_len = rules.iter().map(|r| r.info.max_len).max().unwrap_or(0);
         let gate_lits = LiteralGate::build(&ac_patterns, &ac_owner);
         let ctx = if ctx_words.is_empty() {
             None
         } else {
-            match AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                .build(&ctx_words)
-            {
-                Ok(ac) => Some(ContextSearch {
-                    ac,
-                    gate: LiteralGate::build(
-                        &ctx_words,
-                        &vec![AcEntry::Prefilter(0); ctx_words.len()],
-                    ),
-                    owner: ctx_owner,
-                    reach_before,
-                    reach_after,
-                }),
-                Err(e) => {
-                    return Err(BuildError {
-                        errors: vec![RuleError {
-                            rule_id: "*".to_string(),
-                            message: format!("context automaton failed to build: {e}"),
-                        }],
-                    })
-                }
-            }
+            Some(ContextSearch {
+                ac: literal_automaton(&ctx_words, "context")?,
+                gate: LiteralGate::build(&ctx_words, &vec![AcEntry::Prefilter(0); ctx_words.len()]),
+                owner: ctx_owner,
+                reach_before,
+                reach_after,
+            })
         };
         Ok(Scanner {
             rules,
@@ -1070,6 +1035,23 @@ impl Scanner {
             });
         }
     }
+}
+
+/// One ASCII case-insensitive automaton over `words` reporting every occurrence
+/// (overlapping searches). A full DFA: built once per snapshot, it makes the pass over a
+/// text several times faster than the default NFA for this many patterns.
+fn literal_automaton(words: &[String], what: &str) -> Result<AhoCorasick, BuildError> {
+    AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::Standard)
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .build(words)
+        .map_err(|e| BuildError {
+            errors: vec![RuleError {
+                rule_id: "*".to_string(),
+                message: format!("{what} automaton failed to build: {e}"),
+            }],
+        })
 }
 
 /// Leftmost-first match of `re` among those starting at or after `at` inside one of
