@@ -115,6 +115,95 @@ async fn streamed_pii_split_across_chunks_never_reaches_the_client() {
     p.shutdown().await;
 }
 
+/// The tokens of every chat `logprobs.content` in `v` (one answer or one chunk), joined.
+fn logprob_tokens(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for choice in v["choices"].as_array().into_iter().flatten() {
+        for t in choice["logprobs"]["content"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            out.push_str(t["token"].as_str().unwrap_or_default());
+            let bytes: Vec<u8> = t["bytes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|b| b.as_u64().map(|b| b as u8))
+                .collect();
+            assert_eq!(bytes, t["token"].as_str().unwrap().as_bytes());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn logprobs_never_spell_a_redacted_value() {
+    let m = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let p = start(&guarded(&m.url(), &shipped_policies())).await;
+    let url = format!("http://{}/v1/chat/completions", p.data_addr);
+    let pii = "Sure. Her address is maria.rossi@example.org, bye.";
+    let clean = "Sure. The lighthouse keeper counted ships every night.";
+
+    // Non-streamed: a redacted answer loses its tokens; a clean one keeps them.
+    let body =
+        json!({"model": "m", "logprobs": true, "messages": [{"role": "user", "content": "x"}]});
+    let r = post(&url, &[("x-mock-reply", pii)], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(
+        j["choices"][0]["message"]["content"],
+        "Sure. Her address is [EMAIL_1], bye."
+    );
+    assert!(j["choices"][0]["logprobs"].is_null(), "{j}");
+    let r = post(&url, &[("x-mock-reply", clean)], &body).await;
+    assert_eq!(
+        logprob_tokens(&r.json()),
+        clean,
+        "a clean answer keeps its logprobs"
+    );
+
+    // Streamed, value split across chunks: no chunk's tokens carry what the guard held back.
+    let body = json!({"model": "m", "stream": true, "logprobs": true,
+        "messages": [{"role": "user", "content": "x"}]});
+    for chunk in ["1", "3", "7"] {
+        let s = post_streamed(
+            &url,
+            &[("x-mock-reply", pii), ("x-mock-chunk-size", chunk)],
+            &body,
+        )
+        .await;
+        assert_eq!(s.status, 200);
+        let text = String::from_utf8_lossy(&s.body()).into_owned();
+        let (mut content, mut tokens) = (String::new(), String::new());
+        for data in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+            if data == "[DONE]" {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(data).unwrap();
+            content.push_str(
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .unwrap_or_default(),
+            );
+            tokens.push_str(&logprob_tokens(&v));
+        }
+        assert_eq!(
+            content, "Sure. Her address is [EMAIL_1], bye.",
+            "chunk {chunk}"
+        );
+        assert!(
+            !tokens.contains("rossi"),
+            "chunk {chunk}: tokens {tokens:?}"
+        );
+        assert!(
+            !tokens.contains("@example"),
+            "chunk {chunk}: tokens {tokens:?}"
+        );
+    }
+    p.shutdown().await;
+}
+
 #[tokio::test]
 async fn deny_mid_stream_ends_cleanly_in_each_format() {
     let dir = tempfile::tempdir().unwrap();

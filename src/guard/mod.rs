@@ -760,13 +760,23 @@ impl PolicySet {
         }
     }
 
-    /// Evaluate every segment of a parsed body and write redactions back in place.
-    pub fn guard_segments(&self, body: &mut Value, segments: &[Segment], pass: &mut Pass<'_>) {
-        for seg in segments {
+    /// Evaluate every segment of a parsed body and write redactions back in place; returns
+    /// the indices of the segments whose text changed.
+    pub fn guard_segments(
+        &self,
+        body: &mut Value,
+        segments: &[Segment],
+        pass: &mut Pass<'_>,
+    ) -> Vec<usize> {
+        let mut changed = Vec::new();
+        for (i, seg) in segments.iter().enumerate() {
             let loc = || provider::path_to_string(&seg.path);
             if let Some(new) = self.guard_segment_text(seg.kind, &seg.text, &loc, pass) {
                 match provider::set_segment_text(body, seg, &new) {
-                    Ok(()) => pass.out.modified = true,
+                    Ok(()) => {
+                        pass.out.modified = true;
+                        changed.push(i);
+                    }
                     Err(e) => {
                         // Cannot write the redaction back: fail closed.
                         tracing::warn!(location = %loc(), error = %e, "redaction write-back failed; denying");
@@ -775,6 +785,7 @@ impl PolicySet {
                 }
             }
         }
+        changed
     }
 
     /// Whether `body` (of `format`, on `side`) certainly needs nothing from the policies: a
@@ -836,7 +847,15 @@ impl PolicySet {
             redactor,
             out: &mut out,
         };
-        self.guard_segments(body, segments, &mut pass);
+        let changed = self.guard_segments(body, segments, &mut pass);
+        if side == Side::Response && !changed.is_empty() {
+            // The provider's tokens spell the text as it was before the redaction.
+            let paths = changed
+                .iter()
+                .filter_map(|&i| segments.get(i))
+                .map(|s| s.path.as_slice());
+            provider::strip_logprobs(body, paths);
+        }
         out
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! | route | answer |
 //! | --- | --- |
-//! | `POST /v1/chat/completions` | chat completion; `stream: true` → SSE chunks + `data: [DONE]`, `stream_options.include_usage` → usage chunk; tool call `get_weather` when `tools` is set and the prompt mentions `weather` |
+//! | `POST /v1/chat/completions` | chat completion; `stream: true` → SSE chunks + `data: [DONE]`, `stream_options.include_usage` → usage chunk; tool call `get_weather` when `tools` is set and the prompt mentions `weather`; `logprobs: true` → per-token `logprobs.content` (one token per stream chunk) |
 //! | `POST /v1/responses` | Responses API object; streamed as typed events with `sequence_number`; `function_call` item (arguments streamed as `response.function_call_arguments.delta`) for the weather trigger |
 //! | `POST /v1/embeddings` | deterministic unit vectors (float arrays, or base64 little-endian f32) |
 //! | `POST /v1/completions` | legacy text completion, plain or streamed |

@@ -39,6 +39,25 @@ fn wants_stream(req: &Value) -> bool {
     req.get("stream").and_then(Value::as_bool).unwrap_or(false)
 }
 
+/// One token's entry of chat `logprobs.content` (the mock's tokens are its stream chunks).
+fn token_logprob(token: &str) -> String {
+    let bytes: Vec<String> = token.bytes().map(|b| b.to_string()).collect();
+    format!(
+        r#"{{"token":{},"logprob":-0.01,"bytes":[{}],"top_logprobs":[]}}"#,
+        json_quote(token),
+        bytes.join(",")
+    )
+}
+
+/// Chat `logprobs` of `tokens`, or `null` when the request did not ask for them.
+fn chat_logprobs(req: &Value, tokens: &[&str]) -> String {
+    if req.get("logprobs").and_then(Value::as_bool) != Some(true) {
+        return "null".into();
+    }
+    let content: Vec<String> = tokens.iter().map(|t| token_logprob(t)).collect();
+    format!(r#"{{"content":[{}],"refusal":null}}"#, content.join(","))
+}
+
 /// `POST /v1/chat/completions`, plain or `stream: true`.
 pub fn chat(req: &Value, ctl: &Controls, seq: u64) -> Response<MockBody> {
     let messages = req.get("messages");
@@ -69,6 +88,10 @@ pub fn chat(req: &Value, ctl: &Controls, seq: u64) -> Response<MockBody> {
     );
 
     if !wants_stream(req) {
+        let logprobs = match &reply {
+            Reply::Text(t) => chat_logprobs(req, &chunks(t, ctl.chunk_size)),
+            Reply::Tool { .. } => "null".into(),
+        };
         let (message, finish) = match &reply {
             Reply::Text(t) => (
                 format!(
@@ -87,7 +110,7 @@ pub fn chat(req: &Value, ctl: &Controls, seq: u64) -> Response<MockBody> {
             ),
         };
         let body = format!(
-            r#"{{"id":"{id}","object":"chat.completion","created":{created},"model":{},"system_fingerprint":"fp_mock","choices":[{{"index":0,"message":{message},"logprobs":null,"finish_reason":"{finish}"}}],"usage":{usage}}}"#,
+            r#"{{"id":"{id}","object":"chat.completion","created":{created},"model":{},"system_fingerprint":"fp_mock","choices":[{{"index":0,"message":{message},"logprobs":{logprobs},"finish_reason":"{finish}"}}],"usage":{usage}}}"#,
             json_quote(&model)
         );
         return json_response(StatusCode::OK, Bytes::from(body));
@@ -121,8 +144,9 @@ pub fn chat(req: &Value, ctl: &Controls, seq: u64) -> Response<MockBody> {
             ));
             for piece in chunks(t, ctl.chunk_size) {
                 frames.push(frame(&format!(
-                    r#"{{"index":0,"delta":{{"content":{}}},"logprobs":null,"finish_reason":null}}"#,
-                    json_quote(piece)
+                    r#"{{"index":0,"delta":{{"content":{}}},"logprobs":{},"finish_reason":null}}"#,
+                    json_quote(piece),
+                    chat_logprobs(req, &[piece])
                 )));
             }
             "stop"

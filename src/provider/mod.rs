@@ -31,7 +31,10 @@ pub mod splice;
 pub mod stream;
 mod walk;
 
-pub use path::{get_path, path_to_string, set_segment_text, set_text, PathElem};
+pub use path::{
+    get_path, may_have_logprobs, path_to_string, set_segment_text, set_text, strip_logprobs,
+    PathElem,
+};
 pub use request::{parse_request, RequestView};
 pub use response::{parse_response, ErrorInfo, Finish, ResponseView, ToolCall, Usage};
 pub use stream::{rebuild_event, StreamItem, StreamNormalizer, StreamPos};

@@ -61,6 +61,53 @@ fn get_path_mut<'a>(root: &'a mut Value, path: &[PathElem]) -> Option<&'a mut Va
     })
 }
 
+/// Removes the per-token log probabilities that belong to the texts at `text_paths`: a
+/// `logprobs` member of the object holding the text (completions `choices[i].text`,
+/// Responses `output_text` parts and delta / done events) or of the object one level up
+/// (chat `choices[i].delta.content` / `choices[i].message.content` -> `choices[i]`). An
+/// object becomes `null`, a non-empty array `[]`, as the provider writes "no logprobs".
+///
+/// Tokens spell the answer text, so once that text is redacted, or held back and released
+/// in other events than the provider's, the provider's tokens would leak what the guard
+/// withheld. Returns whether anything was removed.
+pub fn strip_logprobs<'a>(
+    root: &mut Value,
+    text_paths: impl IntoIterator<Item = &'a [PathElem]>,
+) -> bool {
+    let mut changed = false;
+    for path in text_paths {
+        for up in 1..=2 {
+            let Some(parent) = path.len().checked_sub(up).map(|n| &path[..n]) else {
+                continue;
+            };
+            let Some(lp) = get_path_mut(root, parent)
+                .and_then(Value::as_object_mut)
+                .and_then(|o| o.get_mut("logprobs"))
+            else {
+                continue;
+            };
+            match lp {
+                Value::Object(_) => {
+                    *lp = Value::Null;
+                    changed = true;
+                }
+                Value::Array(a) if !a.is_empty() => {
+                    a.clear();
+                    changed = true;
+                }
+                _ => {}
+            }
+        }
+    }
+    changed
+}
+
+/// Whether raw JSON may hold log probabilities [`strip_logprobs`] would remove (a cheap
+/// byte test before any parse; `\u` escapes could spell the key, so they count too).
+pub fn may_have_logprobs(data: &str) -> bool {
+    data.contains("logprobs") || data.contains("\\u")
+}
+
 /// Replaces the text at `path` in place, keeping the JSON type of the value there.
 ///
 /// - a JSON string (message text, or OpenAI tool-call `arguments`, which is a

@@ -29,7 +29,8 @@ use crate::guard::{
     Applicable, Finding, HoldPlan, Locations, Outcome, Pass, PolicySet, Side, CONTEXT_MARGIN,
 };
 use crate::provider::{
-    rebuild_event, ApiFormat, PathElem, SegmentKind, StreamItem, StreamNormalizer, StreamPos,
+    may_have_logprobs, rebuild_event, strip_logprobs, ApiFormat, PathElem, SegmentKind, StreamItem,
+    StreamNormalizer, StreamPos,
 };
 use crate::redact::Redactor;
 use crate::sse::{encode, SseDecoder, SseEvent, SseFrame};
@@ -451,13 +452,8 @@ impl StreamGuard {
             .iter()
             .map(|(p, t)| (p.as_slice(), t.as_str()))
             .collect();
-        match rebuild_event(ev, &refs) {
-            Ok(new) => {
-                out.push(new.raw);
-                Ok(())
-            }
-            Err(_) => Err(vec![Arc::from("parapet/stream-rewrite-failed")]),
-        }
+        out.push(rewrite(ev, &refs)?);
+        Ok(())
     }
 
     /// Release everything held for `pos` (its block, choice or stream ended).
@@ -467,10 +463,7 @@ impl StreamGuard {
             let template = self.texts.get(&pos).and_then(|s| s.template.clone());
             if !rel.is_empty() {
                 if let Some((ev, path)) = template {
-                    match rebuild_event(&ev, &[(path.as_slice(), rel.as_str())]) {
-                        Ok(e) => out.push(e.raw),
-                        Err(_) => return Err(vec![Arc::from("parapet/stream-rewrite-failed")]),
-                    }
+                    out.push(rewrite(&ev, &[(path.as_slice(), rel.as_str())])?);
                 }
             }
             self.texts.remove(&pos);
@@ -501,10 +494,7 @@ impl StreamGuard {
                 return Err(rules);
             }
             let args = guarded.unwrap_or(ts.args);
-            match rebuild_event(&ev, &[(path.as_slice(), args.as_str())]) {
-                Ok(e) => out.push(e.raw),
-                Err(_) => return Err(vec![Arc::from("parapet/stream-rewrite-failed")]),
-            }
+            out.push(rewrite(&ev, &[(path.as_slice(), args.as_str())])?);
         }
         Ok(())
     }
@@ -688,6 +678,23 @@ impl StreamGuard {
             ApiFormat::OpenAiEmbeddings => Vec::new(),
         }
     }
+}
+
+/// `ev` with the texts at the edit paths replaced ([`rebuild_event`]), and the log
+/// probabilities of those texts removed ([`strip_logprobs`]): the event now carries other
+/// text than the provider's tokens spell, and they could spell what the guard holds back
+/// or redacted. Any failure fails the stream closed.
+fn rewrite(ev: &SseEvent, edits: &[(&[PathElem], &str)]) -> Result<Bytes, Vec<Arc<str>>> {
+    let failed = || vec![Arc::from("parapet/stream-rewrite-failed")];
+    let mut new = rebuild_event(ev, edits).map_err(|_| failed())?;
+    if may_have_logprobs(&new.data) {
+        let mut v: Value = serde_json::from_str(&new.data).map_err(|_| failed())?;
+        if strip_logprobs(&mut v, edits.iter().map(|(p, _)| *p)) {
+            new.data = v.to_string();
+            new.raw = encode(&new);
+        }
+    }
+    Ok(new.raw)
 }
 
 /// Absolute offset before which text may be released: the fixed window, and for each long
@@ -1198,5 +1205,50 @@ action = "redact"
         let half = bytes.len() / 2;
         let early: usize = g.push(&bytes[..half]).iter().map(|b| b.len()).sum();
         assert!(early > half / 2, "held back too much: {early} of {half}");
+    }
+
+    #[test]
+    fn responses_logprobs_of_rewritten_deltas_are_removed() {
+        let set = shipped();
+        let a = app(&set);
+        let mut g = StreamGuard::new(set, a, ApiFormat::OpenAiResponses, Redactor::new());
+        let text = "write to jane.doe@example.com today";
+        let mut input = String::new();
+        let mut seq = 0;
+        let mut ev = |name: &str, data: serde_json::Value| {
+            let mut data = data;
+            data["sequence_number"] = json!(seq);
+            seq += 1;
+            input.push_str(&format!("event: {name}\ndata: {data}\n\n"));
+        };
+        ev(
+            "response.output_item.added",
+            json!({"type": "response.output_item.added", "output_index": 0,
+            "item": {"id": "m1", "type": "message", "role": "assistant", "content": []}}),
+        );
+        for piece in text.as_bytes().chunks(5) {
+            let piece = std::str::from_utf8(piece).unwrap();
+            ev(
+                "response.output_text.delta",
+                json!({"type": "response.output_text.delta",
+                "item_id": "m1", "output_index": 0, "content_index": 0, "delta": piece,
+                "logprobs": [{"token": piece, "logprob": -0.1, "top_logprobs": []}]}),
+            );
+        }
+        ev(
+            "response.output_text.done",
+            json!({"type": "response.output_text.done",
+            "item_id": "m1", "output_index": 0, "content_index": 0, "text": text,
+            "logprobs": [{"token": text, "logprob": -0.1, "top_logprobs": []}]}),
+        );
+        let mut out = g.push(input.as_bytes());
+        out.extend(g.finish());
+        let all: String = out.iter().map(|b| String::from_utf8_lossy(b)).collect();
+        assert!(!all.contains("jane"), "{all}");
+        assert!(!all.contains("example.com"), "{all}");
+        assert!(all.contains("[EMAIL_1]"), "{all}");
+        // The text is shorter than the hold-back window: every delta was rewritten, so no
+        // provider token is left (they spell `jane.doe@example.com` when joined).
+        assert!(!all.contains("\"token\""), "{all}");
     }
 }
