@@ -222,9 +222,11 @@ impl SseDecoder {
             }
         }
         let mut frame_start = 0usize;
+        // Lines borrow the buffer while the field state is updated.
+        let buf = std::mem::take(&mut self.buf);
         loop {
             if self.skip_lf {
-                match self.buf.get(self.scan) {
+                match buf.get(self.scan) {
                     Some(b'\n') => {
                         self.scan += 1;
                         self.skip_lf = false;
@@ -234,39 +236,37 @@ impl SseDecoder {
                 }
             }
             let from = self.scan.max(self.searched);
-            let rest = self.buf.get(from..).unwrap_or_default();
-            let Some(rel) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
-                self.searched = self.buf.len();
+            let rest = buf.get(from..).unwrap_or_default();
+            let Some(rel) = memchr::memchr2(b'\n', b'\r', rest) else {
+                self.searched = buf.len();
                 break;
             };
             let line_start = self.scan;
             let line_end = from + rel;
-            let is_cr = self.buf.get(line_end) == Some(&b'\r');
-            if is_cr && line_end + 1 == self.buf.len() && !eof {
+            let is_cr = buf.get(line_end) == Some(&b'\r');
+            if is_cr && line_end + 1 == buf.len() && !eof {
                 // Wait for the next byte: it may be the `\n` of a `\r\n`.
                 break;
             }
-            let line =
-                String::from_utf8_lossy(self.buf.get(line_start..line_end).unwrap_or_default())
-                    .into_owned();
+            let line = String::from_utf8_lossy(buf.get(line_start..line_end).unwrap_or_default());
             self.scan = line_end + 1;
             if is_cr {
                 self.skip_lf = true;
-                if self.buf.get(self.scan) == Some(&b'\n') {
+                if buf.get(self.scan) == Some(&b'\n') {
                     self.scan += 1;
                     self.skip_lf = false;
                 }
             }
             if line.is_empty() {
-                let raw = Bytes::copy_from_slice(
-                    self.buf.get(frame_start..self.scan).unwrap_or_default(),
-                );
+                let raw =
+                    Bytes::copy_from_slice(buf.get(frame_start..self.scan).unwrap_or_default());
                 frame_start = self.scan;
                 out.push(self.dispatch(raw));
             } else {
                 self.field_line(&line);
             }
         }
+        self.buf = buf;
         if frame_start > 0 {
             self.buf.drain(..frame_start);
             self.scan -= frame_start;
@@ -352,6 +352,13 @@ pub fn encode(ev: &SseEvent) -> Bytes {
         s.push_str("retry: ");
         s.push_str(&r.to_string());
         s.push('\n');
+    }
+    if memchr::memchr2(b'\r', b'\n', ev.data.as_bytes()).is_none() {
+        // One line (JSON data, the usual case): no normalization needed.
+        s.push_str("data: ");
+        s.push_str(&ev.data);
+        s.push_str("\n\n");
+        return Bytes::from(s);
     }
     let data = ev.data.replace("\r\n", "\n").replace('\r', "\n");
     for line in data.split('\n') {

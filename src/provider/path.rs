@@ -1,5 +1,8 @@
 //! JSON locations of segments ([`PathElem`]) and in-place text write-back.
 
+use std::sync::LazyLock;
+
+use memchr::memmem;
 use serde_json::Value;
 
 use super::{NormalizeError, Segment, SegmentKind};
@@ -103,9 +106,29 @@ pub fn strip_logprobs<'a>(
 }
 
 /// Whether raw JSON may hold log probabilities [`strip_logprobs`] would remove (a cheap
-/// byte test before any parse; `\u` escapes could spell the key, so they count too).
+/// byte test before any parse). The key is written by the provider's serializer, never by
+/// the model, and no serializer escapes ASCII letters, so the literal key is what to find.
+/// Occurrences whose value is `null` or `[]` (OpenAI chunks carry `"logprobs":null` when
+/// none were asked for) do not count.
 pub fn may_have_logprobs(data: &str) -> bool {
-    data.contains("logprobs") || data.contains("\\u")
+    static KEY: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"\"logprobs\""));
+    let b = data.as_bytes();
+    KEY.find_iter(b).any(|at| {
+        let rest = b.get(at + 10..).unwrap_or_default();
+        let value = rest.trim_ascii_start();
+        let Some(value) = value.strip_prefix(b":") else {
+            return true;
+        };
+        let value = value.trim_ascii_start();
+        if value.starts_with(b"null") {
+            return false;
+        }
+        match value.strip_prefix(b"[") {
+            Some(inner) => !inner.trim_ascii_start().starts_with(b"]"),
+            None => true,
+        }
+    })
 }
 
 /// Replaces the text at `path` in place, keeping the JSON type of the value there.
@@ -180,6 +203,45 @@ mod tests {
 
     fn p(items: &[PathElem]) -> Vec<PathElem> {
         items.to_vec()
+    }
+
+    #[test]
+    fn logprobs_are_found_and_stripped_beside_or_above_the_text() {
+        assert!(!may_have_logprobs(
+            r#"{"choices":[{"delta":{"content":"a"},"logprobs":null}]}"#
+        ));
+        assert!(!may_have_logprobs(r#"{"delta":"a","logprobs" : [ ]}"#));
+        assert!(!may_have_logprobs(r#"{"delta":"the \"logprobs\" key"}"#));
+        assert!(may_have_logprobs(
+            r#"{"choices":[{"logprobs":{"content":[]}}]}"#
+        ));
+        assert!(may_have_logprobs(
+            r#"{"delta":"a","logprobs":[{"token":"a"}]}"#
+        ));
+
+        let mut chat = json!({"choices": [
+            {"index": 0, "delta": {"content": "x"}, "logprobs": {"content": [{"token": "x"}]}},
+            {"index": 1, "delta": {"content": "y"}, "logprobs": {"content": [{"token": "y"}]}}]});
+        let path = p(&["choices".into(), 0.into(), "delta".into(), "content".into()]);
+        assert!(strip_logprobs(&mut chat, [path.as_slice()]));
+        assert!(chat["choices"][0]["logprobs"].is_null());
+        assert_eq!(chat["choices"][1]["logprobs"]["content"][0]["token"], "y");
+        assert!(
+            !strip_logprobs(&mut chat, [path.as_slice()]),
+            "nothing left to strip"
+        );
+
+        let mut part = json!({"output": [{"content": [{"type": "output_text", "text": "x",
+            "logprobs": [{"token": "x"}]}]}]});
+        let path = p(&[
+            "output".into(),
+            0.into(),
+            "content".into(),
+            0.into(),
+            "text".into(),
+        ]);
+        assert!(strip_logprobs(&mut part, [path.as_slice()]));
+        assert_eq!(part["output"][0]["content"][0]["logprobs"], json!([]));
     }
 
     #[test]

@@ -40,6 +40,44 @@ pub fn splice_strings(data: &str, edits: &[(&[PathElem], &str)]) -> Option<Strin
     Some(out)
 }
 
+/// The byte span (quotes included) of the one JSON string at `path` in `data`, with the
+/// same checks as [`splice_strings`] (`None` = missing, not a string, or a repeated key).
+pub fn string_span(data: &str, path: &[PathElem]) -> Option<(usize, usize)> {
+    let b = data.as_bytes();
+    let start = locate(b, skip_ws(b, 0), path)?;
+    if b.get(start) != Some(&b'"') {
+        return None;
+    }
+    Some((start, skip_string(b, start)?))
+}
+
+/// The span of the string in `data` that sits where `prev[start..end]` (a span found by
+/// [`string_span`]) sat, when `data` is `prev` with only that string's content changed:
+/// the same bytes before it, a string token at `start`, the same bytes after it. Every
+/// byte the path walk of [`string_span`] looks at is then the same, so the result is the
+/// one it would give, without walking the JSON again (stream chunks of one answer
+/// usually differ only in their text).
+pub fn same_layout(prev: &str, start: usize, end: usize, data: &str) -> Option<(usize, usize)> {
+    let (p, b) = (prev.as_bytes(), data.as_bytes());
+    let tail = p.get(end..)?;
+    if b.get(..start)? != p.get(..start)? || b.len() < start + tail.len() {
+        return None;
+    }
+    let new_end = b.len() - tail.len();
+    let (e, ok) = (skip_string(b, start)?, b.get(new_end..)? == tail);
+    (ok && e == new_end).then_some((start, new_end))
+}
+
+/// `data` with the JSON token at `span` replaced by `text` as a JSON string.
+pub fn splice_at(data: &str, span: (usize, usize), text: &str) -> Option<String> {
+    let (before, after) = (data.get(..span.0)?, data.get(span.1..)?);
+    let mut out = String::with_capacity(data.len() + text.len());
+    out.push_str(before);
+    push_json_str(&mut out, text);
+    out.push_str(after);
+    Some(out)
+}
+
 /// Start of the value at `path` inside the value starting at `i`.
 fn locate(b: &[u8], i: usize, path: &[PathElem]) -> Option<usize> {
     let Some((step, rest)) = path.split_first() else {
@@ -306,6 +344,32 @@ mod tests {
             set_text(&mut expected, &path, &text).unwrap();
             let got: Value = serde_json::from_str(&spliced).unwrap();
             prop_assert_eq!(got, expected);
+        }
+
+        /// The layout shortcut finds exactly what the path walk finds: on the same document
+        /// with another text at the path, and (when it answers at all) on any other document.
+        #[test]
+        fn same_layout_equals_the_path_walk(
+            inner in value(),
+            other in value(),
+            pick in any::<prop::sample::Index>(),
+            text in any::<String>(),
+        ) {
+            let v = json!({"v": inner, "s": "x", "w": other});
+            let mut paths = Vec::new();
+            string_paths(&v, &mut Vec::new(), &mut paths);
+            let path = pick.get(&paths).clone();
+            let prev = v.to_string();
+            let Some((start, end)) = string_span(&prev, &path) else {
+                return Ok(());
+            };
+            let next = splice_strings(&prev, &[(&path, &text)]).unwrap();
+            prop_assert_eq!(same_layout(&prev, start, end, &next), string_span(&next, &path));
+            for doc in [other.to_string(), json!({"v": other, "s": text}).to_string()] {
+                if let Some(span) = same_layout(&prev, start, end, &doc) {
+                    prop_assert_eq!(Some(span), string_span(&doc, &path));
+                }
+            }
         }
 
         /// Arbitrary text as the document never makes it panic.

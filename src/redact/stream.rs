@@ -28,6 +28,7 @@ use serde_json::{json, Value};
 use crate::guard::{
     Applicable, Finding, HoldPlan, Locations, Outcome, Pass, PolicySet, Side, CONTEXT_MARGIN,
 };
+use crate::provider::splice::{same_layout, splice_at, string_span};
 use crate::provider::{
     may_have_logprobs, rebuild_event, strip_logprobs, ApiFormat, PathElem, SegmentKind, StreamItem,
     StreamNormalizer, StreamPos,
@@ -51,6 +52,9 @@ struct TextState {
     /// [`hold_point`]), and the absolute offset up to which the text was searched for them.
     anchors: Vec<Pending>,
     anchors_scanned: usize,
+    /// The last event whose text was spliced at this position and the byte span its text
+    /// string had (the next chunk usually has the same layout: see `splice::same_layout`).
+    layout: Option<(Arc<SseEvent>, usize, usize)>,
 }
 
 /// An anchor literal of a long rule at absolute offset `at`: a match containing it may
@@ -225,7 +229,9 @@ impl StreamGuard {
         let parse = || serde_json::from_str::<Value>(&ev.data).ok();
         match self.format {
             ApiFormat::OpenAiChat | ApiFormat::OpenAiCompletions => {
-                if ev.data.contains("\"choices\"") {
+                static CHOICES: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+                    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"choices\""));
+                if CHOICES.find(ev.data.as_bytes()).is_some() {
                     // Parsed only if the stream has to be terminated.
                     self.last_chunk = Some(ev.clone());
                 }
@@ -448,12 +454,48 @@ impl StreamGuard {
             out.push(ev.raw.clone());
             return Ok(());
         }
+        if let ([(pos, _, _)], [(path, text)]) = (text_edits.as_slice(), edits.as_slice()) {
+            // One text delta (the usual chunk): spliced where the last chunk had its text.
+            if !may_have_logprobs(&ev.data) {
+                if let Some(raw) = self.splice_delta(*pos, ev, path, text) {
+                    out.push(raw);
+                    return Ok(());
+                }
+            }
+        }
         let refs: Vec<(&[PathElem], &str)> = edits
             .iter()
             .map(|(p, t)| (p.as_slice(), t.as_str()))
             .collect();
         out.push(rewrite(ev, &refs)?);
         Ok(())
+    }
+
+    /// `ev` with its one text (at `path`, of position `pos`) replaced by `text`, spliced at
+    /// the span the position's previous chunk had when the bytes around it are the same
+    /// (else found by walking `path`); `None` = use the general [`rewrite`].
+    fn splice_delta(
+        &mut self,
+        pos: StreamPos,
+        ev: &Arc<SseEvent>,
+        path: &[PathElem],
+        text: &str,
+    ) -> Option<Bytes> {
+        let st = self.texts.get_mut(&pos)?;
+        let span = st
+            .layout
+            .as_ref()
+            .and_then(|(prev, start, end)| same_layout(&prev.data, *start, *end, &ev.data))
+            .or_else(|| string_span(&ev.data, path))?;
+        let data = splice_at(&ev.data, span, text)?;
+        st.layout = Some((ev.clone(), span.0, span.1));
+        Some(encode(&SseEvent {
+            event: ev.event.clone(),
+            data,
+            id: ev.id.clone(),
+            retry: ev.retry,
+            raw: Bytes::new(),
+        }))
     }
 
     /// Release everything held for `pos` (its block, choice or stream ended).
