@@ -37,6 +37,34 @@ def test_openai_stream_never_carries_split_pii(oai):
         assert text == plain
 
 
+def _tokens(logprobs) -> str:
+    return "".join(t.token for t in (logprobs.content or [])) if logprobs else ""
+
+
+def test_openai_logprobs_never_spell_redacted_pii(oai):
+    """The provider's tokens spell the raw answer: they go with the text they belong to."""
+    plain = oai.chat.completions.create(
+        model=MODEL, messages=user("hi"), logprobs=True, extra_headers={"x-mock-reply": REPLY}
+    ).choices[0]
+    assert "[EMAIL_1]" in plain.message.content
+    assert "maria.rossi" not in _tokens(plain.logprobs)
+    for size in ("1", "3"):
+        stream = oai.chat.completions.create(
+            model=MODEL,
+            messages=user("hi"),
+            stream=True,
+            logprobs=True,
+            extra_headers={"x-mock-reply": REPLY, "x-mock-chunk-size": size},
+        )
+        tokens = "".join(_tokens(c.choices[0].logprobs) for c in stream if c.choices)
+        assert "maria.rossi" not in tokens and "1111 1111" not in tokens, tokens
+    clean = "The lighthouse keeper counted ships."
+    kept = oai.chat.completions.create(
+        model=MODEL, messages=user("hi"), logprobs=True, extra_headers={"x-mock-reply": clean}
+    ).choices[0]
+    assert _tokens(kept.logprobs) == clean
+
+
 def test_anthropic_stream_never_carries_split_pii(claude):
     with claude.messages.stream(
         model=CLAUDE,
