@@ -127,6 +127,45 @@ fn secrets_deny_requests_and_redact_responses() {
 }
 
 #[test]
+fn responses_reasoning_items_are_answer_text_and_lose_their_logprobs() {
+    let s = shipped();
+    let app = s.applicable(&ctx(Side::Response));
+    let mail = "jane.doe@example.com";
+    let mut resp = json!({"id": "r", "object": "response", "status": "completed", "output": [
+        {"id": "rs1", "type": "reasoning", "encrypted_content": "gAAA",
+         "summary": [{"type": "summary_text", "text": format!("Send it to {mail}.")}],
+         "content": [{"type": "reasoning_text", "text": format!("User gave {mail}")}]},
+        {"id": "m1", "type": "message", "role": "assistant", "content": [
+            {"type": "output_text", "text": format!("Done, mailed {mail}."),
+             "logprobs": [{"token": "Done", "logprob": -0.1}]},
+            {"type": "output_text", "text": "Bye.", "logprobs": [{"token": "Bye.", "logprob": -0.1}]}]}]});
+    let out = s
+        .guard_response(
+            ApiFormat::OpenAiResponses,
+            &mut resp,
+            &app,
+            &mut Redactor::new(),
+        )
+        .unwrap();
+    assert!(out.modified);
+    assert!(!resp.to_string().contains(mail), "{resp}");
+    assert_eq!(
+        resp["output"][0]["summary"][0]["text"],
+        "Send it to [EMAIL_1]."
+    );
+    assert_eq!(
+        resp["output"][0]["content"][0]["text"],
+        "User gave [EMAIL_1]"
+    );
+    assert_eq!(resp["output"][0]["encrypted_content"], "gAAA");
+    assert_eq!(resp["output"][1]["content"][0]["logprobs"], json!([]));
+    assert_eq!(
+        resp["output"][1]["content"][1]["logprobs"][0]["token"],
+        "Bye."
+    );
+}
+
+#[test]
 fn monitor_mode_records_without_enforcing() {
     let s = set(&[(
         "m.toml",

@@ -211,7 +211,8 @@ pub(crate) fn responses_items(
 }
 
 /// One Responses item at `ibase`: `message` (string or parts), `function_call` /
-/// `custom_tool_call` (name + arguments/input string), `function_call_output` /
+/// `custom_tool_call` (name + arguments/input string), `reasoning` (summary texts and
+/// reasoning text parts, as assistant text), `function_call_output` /
 /// `custom_tool_call_output` (string or parts). `names` maps call ids to tool names.
 pub(crate) fn responses_item(
     item: &Value,
@@ -243,6 +244,24 @@ pub(crate) fn responses_item(
             tool_pair(segs, ibase, io, field, Some("assistant"), call_id, name)?;
             if let (Some(id), Some(n)) = (call_id, name) {
                 names.insert(id.to_owned(), n.to_owned());
+            }
+        }
+        "reasoning" => {
+            // Model output like any answer text: the summaries (`summary_text`) and, for
+            // models that expose it, the reasoning itself (`reasoning_text` parts).
+            // `encrypted_content` is opaque and left alone.
+            for (field, parts) in [
+                ("summary", &[("summary_text", "text")][..]),
+                ("content", &[("reasoning_text", "text")][..]),
+            ] {
+                let texts = content_texts(io.get(field), &at(ibase, &[key(field)]), parts)?;
+                push_content(
+                    segs,
+                    texts,
+                    SegmentKind::Assistant,
+                    Some("assistant"),
+                    (None, None),
+                );
             }
         }
         "function_call_output" | "custom_tool_call_output" => {

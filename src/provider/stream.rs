@@ -27,7 +27,8 @@ use crate::sse::{encode, SseEvent};
 ///
 /// - chat / completions: `choice` = `choices[].index`; text has `item` 0, a tool call
 ///   has `item` = `tool_calls[].index` and `part` 1 (so text and calls never collide);
-/// - Responses: `item` = `output_index`, `part` = `content_index`;
+/// - Responses: `item` = `output_index`, `part` = `content_index` (a reasoning summary:
+///   [`SUMMARY_PART`] + `summary_index`);
 /// - Anthropic: `item` = content block `index`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct StreamPos {
@@ -92,6 +93,10 @@ pub enum StreamItem {
     /// Nothing to inspect (pings, role-only deltas, unknown events): relay as is.
     Other,
 }
+
+/// Responses: [`StreamPos::part`] of a reasoning item's summary `i` is `SUMMARY_PART + i`
+/// (its content parts use their `content_index`).
+pub const SUMMARY_PART: usize = 1 << 16;
 
 /// Per-stream normalizer for one [`ApiFormat`].
 #[derive(Debug)]
@@ -288,7 +293,20 @@ impl StreamNormalizer {
                     self.meta_once(r, out);
                 }
             }
-            "response.output_text.delta" | "response.refusal.delta" => {
+            "response.output_text.delta"
+            | "response.refusal.delta"
+            | "response.reasoning_text.delta" => {
+                if let Some(t) = opt_string(o, "delta", &[])? {
+                    out.push(text_delta(pos, t, vec![key("delta")]));
+                }
+            }
+            "response.reasoning_summary_text.delta" => {
+                // Summary parts of a reasoning item: their own hold-back positions, apart
+                // from the item's content parts.
+                let pos = StreamPos {
+                    part: SUMMARY_PART + meta_index(o, "summary_index", 0),
+                    ..pos
+                };
                 if let Some(t) = opt_string(o, "delta", &[])? {
                     out.push(text_delta(pos, t, vec![key("delta")]));
                 }
@@ -331,7 +349,10 @@ impl StreamNormalizer {
                     out.push(StreamItem::BlockDone { pos });
                 }
             }
-            "response.content_part.added" | "response.content_part.done" => {
+            "response.content_part.added"
+            | "response.content_part.done"
+            | "response.reasoning_summary_part.added"
+            | "response.reasoning_summary_part.done" => {
                 if let Some(p) = o.get("part").filter(|p| !p.is_null()) {
                     let pbase = vec![key("part")];
                     let po = obj(p, &pbase)?;
@@ -353,7 +374,10 @@ impl StreamNormalizer {
                     }
                 }
             }
-            "response.output_text.done" | "response.refusal.done" => {
+            "response.output_text.done"
+            | "response.refusal.done"
+            | "response.reasoning_text.done"
+            | "response.reasoning_summary_text.done" => {
                 let field = if ty == "response.refusal.done" {
                     "refusal"
                 } else {

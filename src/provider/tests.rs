@@ -614,6 +614,11 @@ fn responses_response_view() {
     assert_eq!(
         brief(&v.segments),
         vec![
+            (
+                Assistant,
+                "output[0].summary[0].text".into(),
+                "thinking".into()
+            ),
             (ToolCallName, "output[1].name".into(), "search".into()),
             (
                 ToolCallArguments,

@@ -1293,4 +1293,70 @@ action = "redact"
         // provider token is left (they spell `jane.doe@example.com` when joined).
         assert!(!all.contains("\"token\""), "{all}");
     }
+
+    #[test]
+    fn responses_reasoning_summaries_are_guarded_like_answer_text() {
+        let set = shipped();
+        let a = app(&set);
+        let mut g = StreamGuard::new(set, a, ApiFormat::OpenAiResponses, Redactor::new());
+        let summary = "The user wants mail sent to jane.doe@example.com, so I will draft it.";
+        let mut input = String::new();
+        let mut seq = 0;
+        let mut ev = |name: &str, data: serde_json::Value| {
+            let mut data = data;
+            data["type"] = json!(name);
+            data["sequence_number"] = json!(seq);
+            seq += 1;
+            input.push_str(&format!("event: {name}\ndata: {data}\n\n"));
+        };
+        ev(
+            "response.output_item.added",
+            json!({"output_index": 0,
+            "item": {"id": "rs1", "type": "reasoning", "summary": []}}),
+        );
+        ev(
+            "response.reasoning_summary_part.added",
+            json!({"item_id": "rs1", "output_index": 0,
+            "summary_index": 0, "part": {"type": "summary_text", "text": ""}}),
+        );
+        for piece in summary.as_bytes().chunks(3) {
+            ev(
+                "response.reasoning_summary_text.delta",
+                json!({"item_id": "rs1",
+                "output_index": 0, "summary_index": 0,
+                "delta": std::str::from_utf8(piece).unwrap()}),
+            );
+        }
+        ev(
+            "response.reasoning_summary_text.done",
+            json!({"item_id": "rs1", "output_index": 0,
+            "summary_index": 0, "text": summary}),
+        );
+        ev(
+            "response.reasoning_summary_part.done",
+            json!({"item_id": "rs1", "output_index": 0,
+            "summary_index": 0, "part": {"type": "summary_text", "text": summary}}),
+        );
+        ev(
+            "response.output_item.done",
+            json!({"output_index": 0, "item": {"id": "rs1",
+            "type": "reasoning", "summary": [{"type": "summary_text", "text": summary}]}}),
+        );
+        let mut out = g.push(input.as_bytes());
+        out.extend(g.finish());
+        let all: String = out.iter().map(|b| String::from_utf8_lossy(b)).collect();
+        assert!(!all.contains("jane.doe"), "{all}");
+        // The deltas, joined, are the redacted summary; every full copy is redacted alike.
+        let mut deltas = String::new();
+        for data in all.lines().filter_map(|l| l.strip_prefix("data: ")) {
+            let v: serde_json::Value = serde_json::from_str(data).unwrap();
+            if v["type"] == "response.reasoning_summary_text.delta" {
+                deltas.push_str(v["delta"].as_str().unwrap());
+            }
+        }
+        let redacted = "The user wants mail sent to [EMAIL_1], so I will draft it.";
+        assert_eq!(deltas, redacted);
+        // The released delta, `.done`, `summary_part.done` and `output_item.done`.
+        assert_eq!(all.matches(redacted).count(), 4, "{all}");
+    }
 }
