@@ -1,5 +1,6 @@
 //! JSON locations of segments ([`PathElem`]) and in-place text write-back.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use memchr::memmem;
@@ -10,15 +11,15 @@ use super::{NormalizeError, Segment, SegmentKind};
 /// One step of a JSON path: an object key or an array index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PathElem {
-    /// Object member.
-    Key(String),
+    /// Object member (the API formats' own keys are static: no allocation per path).
+    Key(Cow<'static, str>),
     /// Array element.
     Index(usize),
 }
 
 impl From<&str> for PathElem {
     fn from(k: &str) -> Self {
-        PathElem::Key(k.to_owned())
+        PathElem::Key(Cow::Owned(k.to_owned()))
     }
 }
 
@@ -52,14 +53,14 @@ pub fn path_to_string(path: &[PathElem]) -> String {
 /// The value at `path`, if it exists.
 pub fn get_path<'a>(root: &'a Value, path: &[PathElem]) -> Option<&'a Value> {
     path.iter().try_fold(root, |v, p| match p {
-        PathElem::Key(k) => v.as_object()?.get(k),
+        PathElem::Key(k) => v.as_object()?.get(k.as_ref()),
         PathElem::Index(i) => v.as_array()?.get(*i),
     })
 }
 
 fn get_path_mut<'a>(root: &'a mut Value, path: &[PathElem]) -> Option<&'a mut Value> {
     path.iter().try_fold(root, |v, p| match p {
-        PathElem::Key(k) => v.as_object_mut()?.get_mut(k),
+        PathElem::Key(k) => v.as_object_mut()?.get_mut(k.as_ref()),
         PathElem::Index(i) => v.as_array_mut()?.get_mut(*i),
     })
 }

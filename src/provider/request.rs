@@ -60,7 +60,7 @@ pub fn parse_request(format: ApiFormat, body: &Value) -> Result<RequestView, Nor
 
 fn required_array<'a>(
     root: &'a Map<String, Value>,
-    k: &str,
+    k: &'static str,
 ) -> Result<&'a [Value], NormalizeError> {
     match root.get(k) {
         None => Err(NormalizeError::MissingField {
@@ -141,7 +141,7 @@ pub(crate) fn tool_pair(
     segs: &mut Vec<Segment>,
     base: &[PathElem],
     o: &Map<String, Value>,
-    args_field: &str,
+    args_field: &'static str,
     role: Option<&str>,
     id: Option<&str>,
     name: Option<&str>,
@@ -282,7 +282,7 @@ pub(crate) fn responses_item(
 /// (numbers, arrays of numbers) are not text and are skipped.
 fn strings_or_tokens(
     root: &Map<String, Value>,
-    k: &str,
+    k: &'static str,
     kind: SegmentKind,
     segs: &mut Vec<Segment>,
 ) -> Result<(), NormalizeError> {

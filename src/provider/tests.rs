@@ -8,7 +8,7 @@ use super::*;
 use crate::sse::{SseDecoder, SseEvent, SseFrame};
 
 fn k(s: &str) -> PathElem {
-    PathElem::Key(s.to_owned())
+    PathElem::Key(s.to_owned().into())
 }
 fn i(n: usize) -> PathElem {
     PathElem::Index(n)
@@ -1296,7 +1296,7 @@ fn replace_at(root: &mut Value, path: &[PathElem], new: Value) {
     let mut cur = root;
     for p in path {
         let next = match p {
-            PathElem::Key(key) => cur.get_mut(key.as_str()),
+            PathElem::Key(key) => cur.get_mut(key.as_ref()),
             PathElem::Index(n) => cur.get_mut(*n),
         };
         match next {

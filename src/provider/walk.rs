@@ -12,8 +12,8 @@ pub(crate) fn at(base: &[PathElem], more: &[PathElem]) -> Vec<PathElem> {
     p
 }
 
-pub(crate) fn key(k: &str) -> PathElem {
-    PathElem::Key(k.to_owned())
+pub(crate) fn key(k: &'static str) -> PathElem {
+    PathElem::Key(std::borrow::Cow::Borrowed(k))
 }
 
 pub(crate) fn wrong(path: &[PathElem], expected: &'static str) -> NormalizeError {
@@ -39,7 +39,7 @@ pub(crate) fn obj<'a>(
 /// An optional array member: absent or null gives an empty slice.
 pub(crate) fn opt_array<'a>(
     o: &'a Map<String, Value>,
-    k: &str,
+    k: &'static str,
     base: &[PathElem],
 ) -> Result<&'a [Value], NormalizeError> {
     match o.get(k) {
@@ -52,7 +52,7 @@ pub(crate) fn opt_array<'a>(
 /// An optional string member: absent or null gives `None`, another type is an error.
 pub(crate) fn opt_string<'a>(
     o: &'a Map<String, Value>,
-    k: &str,
+    k: &'static str,
     base: &[PathElem],
 ) -> Result<Option<&'a str>, NormalizeError> {
     match o.get(k) {
@@ -95,7 +95,7 @@ pub(crate) fn meta_index(o: &Map<String, Value>, k: &str, default: usize) -> usi
 pub(crate) fn content_texts(
     v: Option<&Value>,
     base: &[PathElem],
-    parts: &[(&str, &str)],
+    parts: &[(&str, &'static str)],
 ) -> Result<Vec<(Vec<PathElem>, String)>, NormalizeError> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
