@@ -239,8 +239,11 @@ pub struct HoldPlan {
 #[derive(Debug)]
 pub struct AnchorSet {
     pub list: Vec<Anchor>,
-    /// ASCII case-insensitive automaton over the anchors' literals.
-    pub automaton: aho_corasick::AhoCorasick,
+    /// ASCII case-insensitive DFA over the anchors' literals (`MatchKind::Standard`: every
+    /// occurrence, overlapping), stepped byte by byte so a stream feeds each byte once.
+    pub automaton: aho_corasick::dfa::DFA,
+    /// Its unanchored start state.
+    pub start: aho_corasick::automaton::StateID,
     /// Proper prefixes (lower-cased) of the literals that matter at the end of a streamed
     /// text, with one entry per rule owning such a literal: a representative anchor index
     /// (for the rule's activity) and how far before the prefix a match containing it may
@@ -250,8 +253,6 @@ pub struct AnchorSet {
     pub tail_prefixes: std::collections::HashMap<Vec<u8>, Vec<(usize, usize)>>,
     /// Longest literal of `tail_prefixes` (bytes).
     pub tail_longest: usize,
-    /// Longest literal (bytes).
-    pub longest: usize,
     /// Per scanner sub-rule (`Anchor::sub`), the lazy DFA of a long regex rule: a match
     /// through an anchor occurrence starts at it (prefix anchors) or within its reach before
     /// it, so once the DFA runs anchored at every possible start have died, no match through
@@ -414,13 +415,18 @@ impl PolicySet {
         let anchors = if list.is_empty() {
             None
         } else {
-            aho_corasick::AhoCorasick::builder()
+            use aho_corasick::automaton::Automaton;
+            aho_corasick::dfa::DFA::builder()
                 .ascii_case_insensitive(true)
-                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                .match_kind(aho_corasick::MatchKind::Standard)
+                .start_kind(aho_corasick::StartKind::Unanchored)
                 .build(list.iter().map(|a| a.literal.as_slice()))
                 .ok()
-                .map(|automaton| {
-                    let longest = list.iter().map(|a| a.literal.len()).max().unwrap_or(0);
+                .and_then(|automaton| {
+                    let start = automaton.start_state(aho_corasick::Anchored::No).ok()?;
+                    Some((automaton, start))
+                })
+                .map(|(automaton, start)| {
                     let dfas = scanner_to_rule
                         .iter()
                         .map(|sub| {
@@ -458,9 +464,9 @@ impl PolicySet {
                     Arc::new(AnchorSet {
                         list,
                         automaton,
+                        start,
                         tail_prefixes,
                         tail_longest,
-                        longest,
                         dfas,
                     })
                 })

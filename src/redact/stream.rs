@@ -52,6 +52,8 @@ struct TextState {
     /// [`hold_point`]), and the absolute offset up to which the text was searched for them.
     anchors: Vec<Pending>,
     anchors_scanned: usize,
+    /// The anchor DFA's state after the byte at `anchors_scanned - 1` (`None`: not started).
+    anchor_state: Option<aho_corasick::automaton::StateID>,
     /// The last event whose text was spliced at this position and the byte span its text
     /// string had (the next chunk usually has the same layout: see `splice::same_layout`).
     layout: Option<(Arc<SseEvent>, usize, usize)>,
@@ -743,9 +745,9 @@ fn rewrite(ev: &SseEvent, edits: &[(&[PathElem], &str)]) -> Result<Bytes, Vec<Ar
 /// rule whose anchor literal occurs (or may be starting at the very end), far enough back
 /// that a match containing that anchor is never cut.
 ///
-/// Incremental: the anchor automaton searches only text it has not searched before (plus
-/// the longest literal's length, so an anchor split across deltas is found once complete);
-/// occurrences are kept until the text is long enough for any match through them.
+/// Incremental: the anchor DFA is stepped over each byte once (its state kept between
+/// deltas, so an anchor split across deltas is found once complete); occurrences are kept
+/// until the text is long enough for any match through them.
 fn hold_point(
     plan: &HoldPlan,
     st: &mut TextState,
@@ -765,35 +767,50 @@ fn hold_point(
             (q + a.literal.len()).saturating_sub(a.max_len + CONTEXT_MARGIN)
         }
     };
-    // New occurrences: those ending after the text searched so far (an occurrence that
-    // ended within it was found then), starting at or after the release point.
-    let from_abs = st
-        .released
-        .max(
-            st.anchors_scanned
-                .saturating_sub(set.longest.saturating_sub(1)),
-        )
-        .max(st.base);
-    let from = floor_boundary(&st.text, from_abs - st.base);
-    let region_abs = st.base + from;
-    for m in set.automaton.find_overlapping_iter(&st.text[from..]) {
-        let i = m.pattern().as_usize();
-        let Some(a) = set.list.get(i).filter(|_| active(i)) else {
-            continue;
+    // New occurrences: the DFA is fed each byte once, in order, keeping its state between
+    // calls, so an occurrence split across deltas is reported when its last byte arrives.
+    // Occurrences starting before the release point are of no use (dropped below).
+    {
+        use aho_corasick::automaton::Automaton;
+        let dfa = &set.automaton;
+        let from_abs = st.anchors_scanned.max(st.base);
+        let mut sid = match st.anchor_state {
+            Some(sid) if from_abs == st.anchors_scanned => sid,
+            _ => set.start,
         };
-        let q = region_abs + m.start();
-        if region_abs + m.end() <= st.anchors_scanned {
-            continue;
+        let new = st
+            .text
+            .as_bytes()
+            .get(from_abs - st.base..)
+            .unwrap_or_default();
+        for (k, &b) in new.iter().enumerate() {
+            sid = dfa.next_state(aho_corasick::Anchored::No, sid, b);
+            if !dfa.is_match(sid) {
+                continue;
+            }
+            let end = from_abs + k + 1;
+            for m in 0..dfa.match_len(sid) {
+                let pid = dfa.match_pattern(sid, m);
+                let i = pid.as_usize();
+                let Some(a) = set.list.get(i).filter(|_| active(i)) else {
+                    continue;
+                };
+                let q = end - dfa.pattern_len(pid);
+                if q < st.released {
+                    continue;
+                }
+                // A match through the anchor starts at or after `start_bound` and at or
+                // before `q`, so it is complete by `q + max_len` at the latest.
+                st.anchors.push(Pending {
+                    at: q,
+                    start: start_bound(a, q),
+                    until: q + a.max_len + 2 * CONTEXT_MARGIN,
+                    anchor: i,
+                    settled: false,
+                });
+            }
         }
-        // A match through the anchor starts at or after `start_bound` and at or before `q`,
-        // so it is complete by `q + max_len` at the latest.
-        st.anchors.push(Pending {
-            at: q,
-            start: start_bound(a, q),
-            until: q + a.max_len + 2 * CONTEXT_MARGIN,
-            anchor: i,
-            settled: false,
-        });
+        st.anchor_state = Some(sid);
     }
     st.anchors_scanned = len_abs;
     // A match through a prefix anchor starts at it: once the rule's DFA, run anchored there,
