@@ -598,7 +598,6 @@ fn check_url_credentials(text: &str, s: usize, e: usize) -> Option<(usize, usize
 
 /// Key names that name something other than a secret value.
 fn key_is_not_secret(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
     const NOT: &[&str] = &[
         "public",
         "uri",
@@ -633,7 +632,11 @@ fn key_is_not_secret(key: &str) -> bool {
         "aws_secret",
         "awssecret",
     ];
-    NOT.iter().any(|n| k.contains(n)) || k.ends_with("id")
+    static NOT_SET: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
+        std::sync::LazyLock::new(|| v::ci_set(NOT));
+    let b = key.as_bytes();
+    v::contains_any_of(&NOT_SET, NOT, key)
+        || b.len() >= 2 && b[b.len() - 2..].eq_ignore_ascii_case(b"id")
 }
 
 fn check_assignment(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
