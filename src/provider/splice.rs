@@ -15,28 +15,29 @@ use crate::store::evidence::push_json_str;
 /// `data` with the string at each path replaced by its text (JSON-escaped), or `None` when
 /// any path does not lead to exactly one JSON string. `data` must be one JSON value.
 pub fn splice_strings(data: &str, edits: &[(&[PathElem], &str)]) -> Option<String> {
-    let b = data.as_bytes();
     let mut spans: Vec<(usize, usize, &str)> = Vec::with_capacity(edits.len());
     for (path, text) in edits {
-        let start = locate(b, skip_ws(b, 0), path)?;
-        if b.get(start) != Some(&b'"') {
-            return None;
-        }
-        let end = skip_string(b, start)?;
+        let (start, end) = string_span(data, path)?;
         spans.push((start, end, text));
     }
     spans.sort_by_key(|s| s.0);
     if spans.windows(2).any(|w| w[0].1 > w[1].0) {
         return None;
     }
-    let mut out = String::with_capacity(data.len() + 16);
+    write_spans(data, &spans)
+}
+
+/// `data` with each of the sorted, disjoint `spans` replaced by its text as a JSON string.
+fn write_spans(data: &str, spans: &[(usize, usize, &str)]) -> Option<String> {
+    let extra: usize = spans.iter().map(|s| s.2.len()).sum();
+    let mut out = String::with_capacity(data.len() + extra + 16);
     let mut at = 0;
-    for (start, end, text) in spans {
-        out.push_str(&data[at..start]);
+    for &(start, end, text) in spans {
+        out.push_str(data.get(at..start)?);
         push_json_str(&mut out, text);
         at = end;
     }
-    out.push_str(&data[at..]);
+    out.push_str(data.get(at..)?);
     Some(out)
 }
 
@@ -70,12 +71,7 @@ pub fn same_layout(prev: &str, start: usize, end: usize, data: &str) -> Option<(
 
 /// `data` with the JSON token at `span` replaced by `text` as a JSON string.
 pub fn splice_at(data: &str, span: (usize, usize), text: &str) -> Option<String> {
-    let (before, after) = (data.get(..span.0)?, data.get(span.1..)?);
-    let mut out = String::with_capacity(data.len() + text.len());
-    out.push_str(before);
-    push_json_str(&mut out, text);
-    out.push_str(after);
-    Some(out)
+    write_spans(data, &[(span.0, span.1, text)])
 }
 
 /// Start of the value at `path` inside the value starting at `i`.

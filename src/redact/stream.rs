@@ -1266,20 +1266,32 @@ action = "redact"
         assert!(early > half / 2, "held back too much: {early} of {half}");
     }
 
+    /// A Responses event stream built event by event: `type` and a gapless
+    /// `sequence_number` are set on each event's data.
+    #[derive(Default)]
+    struct ResponsesSse {
+        text: String,
+        seq: u64,
+    }
+
+    impl ResponsesSse {
+        fn push(&mut self, name: &str, mut data: serde_json::Value) {
+            data["type"] = json!(name);
+            data["sequence_number"] = json!(self.seq);
+            self.seq += 1;
+            self.text
+                .push_str(&format!("event: {name}\ndata: {data}\n\n"));
+        }
+    }
+
     #[test]
     fn responses_logprobs_of_rewritten_deltas_are_removed() {
         let set = shipped();
         let a = app(&set);
         let mut g = StreamGuard::new(set, a, ApiFormat::OpenAiResponses, Redactor::new());
         let text = "write to jane.doe@example.com today";
-        let mut input = String::new();
-        let mut seq = 0;
-        let mut ev = |name: &str, data: serde_json::Value| {
-            let mut data = data;
-            data["sequence_number"] = json!(seq);
-            seq += 1;
-            input.push_str(&format!("event: {name}\ndata: {data}\n\n"));
-        };
+        let mut sse = ResponsesSse::default();
+        let mut ev = |name: &str, data: serde_json::Value| sse.push(name, data);
         ev(
             "response.output_item.added",
             json!({"type": "response.output_item.added", "output_index": 0,
@@ -1300,7 +1312,7 @@ action = "redact"
             "item_id": "m1", "output_index": 0, "content_index": 0, "text": text,
             "logprobs": [{"token": text, "logprob": -0.1, "top_logprobs": []}]}),
         );
-        let mut out = g.push(input.as_bytes());
+        let mut out = g.push(sse.text.as_bytes());
         out.extend(g.finish());
         let all: String = out.iter().map(|b| String::from_utf8_lossy(b)).collect();
         assert!(!all.contains("jane"), "{all}");
@@ -1317,15 +1329,8 @@ action = "redact"
         let a = app(&set);
         let mut g = StreamGuard::new(set, a, ApiFormat::OpenAiResponses, Redactor::new());
         let summary = "The user wants mail sent to jane.doe@example.com, so I will draft it.";
-        let mut input = String::new();
-        let mut seq = 0;
-        let mut ev = |name: &str, data: serde_json::Value| {
-            let mut data = data;
-            data["type"] = json!(name);
-            data["sequence_number"] = json!(seq);
-            seq += 1;
-            input.push_str(&format!("event: {name}\ndata: {data}\n\n"));
-        };
+        let mut sse = ResponsesSse::default();
+        let mut ev = |name: &str, data: serde_json::Value| sse.push(name, data);
         ev(
             "response.output_item.added",
             json!({"output_index": 0,
@@ -1359,7 +1364,7 @@ action = "redact"
             json!({"output_index": 0, "item": {"id": "rs1",
             "type": "reasoning", "summary": [{"type": "summary_text", "text": summary}]}}),
         );
-        let mut out = g.push(input.as_bytes());
+        let mut out = g.push(sse.text.as_bytes());
         out.extend(g.finish());
         let all: String = out.iter().map(|b| String::from_utf8_lossy(b)).collect();
         assert!(!all.contains("jane.doe"), "{all}");
