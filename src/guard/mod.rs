@@ -5,6 +5,7 @@
 //! Sans-io: takes JSON values and text, returns verdicts; no tokio inside.
 
 pub mod policy;
+pub mod quiet;
 
 use std::sync::Arc;
 
@@ -218,6 +219,8 @@ pub struct SubRule {
     /// The scanner's pattern for a regex rule (case-insensitivity applied as the scanner
     /// does), for the streaming hold's dead-state check.
     pub pattern: Option<String>,
+    /// A keywords rule's words and whether they are compared ignoring case.
+    pub keywords: Option<(Vec<String>, bool)>,
 }
 
 /// Rules longer than this with anchor literals hold stream text back only around an anchor.
@@ -233,6 +236,9 @@ pub struct HoldPlan {
     pub anchors: Option<Arc<AnchorSet>>,
     /// Which entries of `anchors.list` belong to rules applicable to this stream.
     pub active: Vec<bool>,
+    /// Where no rule reading answer text can match (see [`quiet`]): text up to there is
+    /// released unscanned.
+    pub quiet: Option<Arc<quiet::QuietFilter>>,
 }
 
 /// Anchor literals of every long rule of a snapshot, in one automaton built at compile time.
@@ -286,6 +292,8 @@ pub struct PolicySet {
     rules: Vec<CompiledRule>,
     scanner_to_rule: Vec<SubRule>,
     anchors: Option<Arc<AnchorSet>>,
+    /// The stream guard's quiet filter over every rule that reads answer text.
+    quiet: Option<Arc<quiet::QuietFilter>>,
     version: String,
     files: Vec<std::path::PathBuf>,
 }
@@ -471,11 +479,29 @@ impl PolicySet {
                     })
                 })
         };
+        let quiet = {
+            let reads_answers = |sub: &&SubRule| {
+                rules
+                    .get(sub.rule)
+                    .is_some_and(|r| r.locations.intersects(Locations::ASSISTANT))
+            };
+            let subs: Vec<&SubRule> = scanner_to_rule.iter().filter(reads_answers).collect();
+            let sources: Option<Vec<quiet::Source<'_>>> = subs
+                .iter()
+                .map(|sub| match (&sub.pattern, &sub.keywords) {
+                    (Some(p), _) => Some(quiet::Source::Pattern(p)),
+                    (None, Some((w, ci))) => Some(quiet::Source::Keywords(w, *ci)),
+                    (None, None) => None,
+                })
+                .collect();
+            sources.and_then(quiet::QuietFilter::new).map(Arc::new)
+        };
         PolicySet {
             scanner,
             rules,
             scanner_to_rule,
             anchors,
+            quiet,
             version,
             files,
         }
@@ -553,6 +579,7 @@ impl PolicySet {
             window: window + CONTEXT_MARGIN,
             anchors: self.anchors.clone(),
             active,
+            quiet: self.quiet.clone(),
         }
     }
 

@@ -295,6 +295,14 @@ pub fn compile_sources(
             let full_id: Arc<str> = Arc::from(format!("{}/{}", p.id, r.id));
             let rule_idx = rules.len();
             for (sid, spec) in specs {
+                let keywords = match &spec.matcher {
+                    Matcher::Keywords {
+                        words,
+                        case_insensitive,
+                        ..
+                    } => Some((words.clone(), *case_insensitive)),
+                    Matcher::Regex { .. } => None,
+                };
                 let (anchors, prefixes, full) = match &spec.matcher {
                     Matcher::Regex {
                         pattern,
@@ -329,6 +337,7 @@ pub fn compile_sources(
                     prefixes,
                     max_len: 0,
                     pattern: full,
+                    keywords,
                 });
             }
             rules.push(CompiledRule {

@@ -54,19 +54,49 @@ pub fn string_span(data: &str, path: &[PathElem]) -> Option<(usize, usize)> {
 
 /// The span of the string in `data` that sits where `prev[start..end]` (a span found by
 /// [`string_span`]) sat, when `data` is `prev` with only that string's content changed:
-/// the same bytes before it, a string token at `start`, the same bytes after it. Every
-/// byte the path walk of [`string_span`] looks at is then the same, so the result is the
-/// one it would give, without walking the JSON again (stream chunks of one answer
-/// usually differ only in their text).
+/// the same bytes before it, a string token at `start`, the same bytes after it (but for
+/// the value of an `"obfuscation"` member, see [`same_but_padding`]). Every byte the path
+/// walk of [`string_span`] looks at is then the same, so the result is the one it would
+/// give, without walking the JSON again (stream chunks of one answer usually differ only
+/// in their text).
 pub fn same_layout(prev: &str, start: usize, end: usize, data: &str) -> Option<(usize, usize)> {
     let (p, b) = (prev.as_bytes(), data.as_bytes());
-    let tail = p.get(end..)?;
-    if b.get(..start)? != p.get(..start)? || b.len() < start + tail.len() {
+    if b.get(..start)? != p.get(..start)? {
         return None;
     }
-    let new_end = b.len() - tail.len();
-    let (e, ok) = (skip_string(b, start)?, b.get(new_end..)? == tail);
-    (ok && e == new_end).then_some((start, new_end))
+    let e = skip_string(b, start)?;
+    let (pt, bt) = (p.get(end..)?, b.get(e..)?);
+    (pt == bt || same_but_padding(pt, bt)).then_some((start, e))
+}
+
+/// Whether two byte runs of JSON are the same but for the string value of one
+/// `"obfuscation"` member: OpenAI pads every stream chunk with a random one of those
+/// (`stream_options.include_obfuscation`), which no reader of the chunk looks at.
+fn same_but_padding(p: &[u8], b: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"obfuscation\":";
+    let Some(k) = memchr::memmem::find(p, KEY) else {
+        return false;
+    };
+    let v = k + KEY.len();
+    if p.get(..v) != b.get(..v) {
+        return false;
+    }
+    match (skip_string(p, v), skip_string(b, v)) {
+        (Some(pe), Some(be)) => p.get(pe..) == b.get(be..),
+        _ => false,
+    }
+}
+
+/// The JSON string token at `span` of `data`, decoded; `None` if it is not a valid one.
+pub fn string_at(data: &str, span: (usize, usize)) -> Option<std::borrow::Cow<'_, str>> {
+    let tok = data.get(span.0..span.1)?;
+    let inner = tok.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.bytes().all(|c| c != b'\\' && c >= 0x20) {
+        return Some(std::borrow::Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(tok)
+        .ok()
+        .map(std::borrow::Cow::Owned)
 }
 
 /// `data` with the JSON token at `span` replaced by `text` as a JSON string.
