@@ -255,6 +255,23 @@ mod tests {
     }
 
     #[test]
+    fn same_layout_allows_only_a_different_obfuscation_value() {
+        let prev =
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"Hel"}}],"obfuscation":"abc"}"#;
+        let path = p(&["choices".into(), 0.into(), "delta".into(), "content".into()]);
+        let (start, end) = string_span(prev, &path).unwrap();
+        let next = r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"lo \"x\""}}],"obfuscation":"Zq"}"#;
+        let span = same_layout(prev, start, end, next);
+        assert_eq!(span, string_span(next, &path));
+        assert_eq!(string_at(next, span.unwrap()).as_deref(), Some("lo \"x\""));
+        // Any other difference after the text is a different layout.
+        let moved = r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"lo"}}],"obfuscation":"Zq","x":1}"#;
+        assert_eq!(same_layout(prev, start, end, moved), None);
+        let other = r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}],"obfuscation":"abc"}"#;
+        assert_eq!(same_layout(prev, start, end, other), None);
+    }
+
+    #[test]
     fn splices_an_openai_delta_and_keeps_the_rest_byte_for_byte() {
         let data =
             r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}"#;

@@ -1359,6 +1359,83 @@ action = "redact"
         assert!(early > half / 2, "held back too much: {early} of {half}");
     }
 
+    /// The `delta.content` texts of chat chunks, joined.
+    fn chat_contents(out: &[Bytes]) -> String {
+        let all: String = out.iter().map(|b| String::from_utf8_lossy(b)).collect();
+        let mut joined = String::new();
+        for data in all.lines().filter_map(|l| l.strip_prefix("data: ")) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(data) {
+                if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
+                    joined.push_str(t);
+                }
+            }
+        }
+        joined
+    }
+
+    #[test]
+    fn clean_words_are_released_as_they_end() {
+        // Far shorter than the hold-back window: without the quiet filter nothing of it
+        // would reach the client before the stream ends.
+        let set = shipped();
+        let a = app(&set);
+        let mut g = StreamGuard::new(set, a, ApiFormat::OpenAiChat, Redactor::new());
+        let text = "Sure, here is the plan for today. Then";
+        let bytes = super::chat_stream(text, &[4]);
+        let upto = bytes
+            .windows(6)
+            .position(|w| w == b"[DONE]")
+            .unwrap_or(bytes.len());
+        // Everything but the finishing chunk.
+        let cut = bytes[..upto - 8]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .unwrap_or(0)
+            + 1;
+        let early = g.push(&bytes[..cut]);
+        assert!(g.plan.quiet.is_some());
+        // "Then" may still start a value (an address, say): held; the rest is out.
+        assert_eq!(chat_contents(&early), "Sure, here is the plan for today. ");
+        let mut rest = g.push(&bytes[cut..]);
+        rest.extend(g.finish());
+        assert_eq!(chat_contents(&rest), "Then");
+    }
+
+    #[test]
+    fn padded_chunks_read_like_plain_ones() {
+        // OpenAI pads each chunk with a random `obfuscation` string: the stream lane must
+        // read the text the same way and the guard must still see values split across
+        // chunks.
+        let text = "Write to jane.doe@example.com or call +1 415 555 0132 today, thanks. ";
+        let plain = super::chat_stream(text, &[3, 5, 2]);
+        let padded: String = String::from_utf8_lossy(&plain)
+            .lines()
+            .enumerate()
+            .map(|(i, l)| match l.strip_suffix('}') {
+                Some(body) if l.contains("chat.completion.chunk") => {
+                    let pad = "x".repeat(i % 7 + 1);
+                    format!("{body},\"obfuscation\":\"{pad}\"}}\n")
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        let run = |bytes: &[u8]| {
+            let set = shipped();
+            let a = app(&set);
+            let mut g = StreamGuard::new(set, a, ApiFormat::OpenAiChat, Redactor::new());
+            let mut out = g.push(bytes);
+            out.extend(g.finish());
+            chat_contents(&out)
+        };
+        let want = run(&plain);
+        assert!(padded.contains("\"obfuscation\":\"xx\"}"), "{padded}");
+        assert_eq!(run(padded.as_bytes()), want);
+        assert!(
+            !want.contains("jane.doe") && !want.contains("555"),
+            "{want}"
+        );
+    }
+
     /// A Responses event stream built event by event: `type` and a gapless
     /// `sequence_number` are set on each event's data.
     #[derive(Default)]
