@@ -57,9 +57,19 @@ struct TextState {
     anchor_state: Option<aho_corasick::automaton::StateID>,
     /// The quiet filter's view of this text (see `guard::quiet`).
     quiet: Quiet,
+    /// The last event, held whole (see `StreamGuard::hold_step`).
+    held: Option<Held>,
     /// The last event whose text was spliced at this position and the byte span its text
     /// string had (the next chunk usually has the same layout: see `splice::same_layout`).
     layout: Option<(Arc<SseEvent>, usize, usize)>,
+}
+
+/// An event held whole: it carries the text at absolute offsets `from..to` and nothing else.
+#[derive(Debug)]
+struct Held {
+    ev: Arc<SseEvent>,
+    from: usize,
+    to: usize,
 }
 
 /// An anchor literal of a long rule at absolute offset `at`: a match containing it may
@@ -400,6 +410,7 @@ impl StreamGuard {
         items: Vec<StreamItem>,
         out: &mut Vec<Bytes>,
     ) -> Result<(), Vec<Arc<str>>> {
+        let single = items.len() == 1;
         // Pass 1: absorb deltas; note which positions this event ends.
         let mut text_edits: Vec<(StreamPos, Vec<PathElem>, String)> = Vec::new();
         let mut tool_edits: Vec<(StreamPos, Vec<PathElem>)> = Vec::new();
@@ -460,6 +471,14 @@ impl StreamGuard {
             let in_event = text_edits.iter().any(|(p, _, _)| *p == pos);
             if ending(&pos) && !in_event {
                 self.flush(pos, out)?;
+            }
+        }
+
+        // An event that is one text delta and nothing else is held whole when everything
+        // before it went out: it goes out as received once its text is known clean.
+        if let ([(pos, _, text)], true) = (text_edits.as_slice(), single) {
+            if !ending(pos) && self.hold_step(*pos, ev, text.len(), out) {
+                return Ok(());
             }
         }
 
@@ -565,8 +584,62 @@ impl StreamGuard {
         }))
     }
 
+    /// Event-granular release for an event carrying only `len` bytes of text of `pos`
+    /// (already absorbed): the event held before it goes out as received when the quiet
+    /// filter shows its text clean (else it is dropped: its text goes out with a later
+    /// event, shifted, as the windowed release does); then this event is held whole if
+    /// every earlier byte went out. `true` = this event is held (nothing more to do now).
+    ///
+    /// So a clean answer reaches the client byte for byte, one event late, its log
+    /// probabilities included; text is only ever shifted between events around a match.
+    fn hold_step(
+        &mut self,
+        pos: StreamPos,
+        ev: &Arc<SseEvent>,
+        len: usize,
+        out: &mut Vec<Bytes>,
+    ) -> bool {
+        let (Some(f), Some(st)) = (&self.plan.quiet, self.texts.get_mut(&pos)) else {
+            return false;
+        };
+        let c = self.quiet_cache.get_or_insert_with(|| f.cache());
+        st.quiet.advance(f, c, st.text.as_bytes(), st.base);
+        let end = st.base + st.text.len();
+        let from = end - len;
+        if let Some(h) = st.held.take() {
+            let clean = st.quiet.quiet_point(st.released).is_some_and(|q| q >= h.to);
+            if !(clean && st.released == h.from && h.to == from) {
+                return false;
+            }
+            out.push(h.ev.raw.clone());
+            st.released = h.to;
+            trim(st);
+        }
+        if st.released != from || st.quiet.quiet_point(from).is_none() {
+            return false;
+        }
+        st.held = Some(Held {
+            ev: ev.clone(),
+            from,
+            to: end,
+        });
+        true
+    }
+
     /// Release everything held for `pos` (its block, choice or stream ended).
     fn flush(&mut self, pos: StreamPos, out: &mut Vec<Bytes>) -> Result<(), Vec<Arc<str>>> {
+        // A held event that ends the text and is clean to the end goes out as received.
+        if let (Some(f), Some(st)) = (&self.plan.quiet, self.texts.get_mut(&pos)) {
+            if let Some(h) = st.held.take() {
+                let c = self.quiet_cache.get_or_insert_with(|| f.cache());
+                st.quiet.advance(f, c, st.text.as_bytes(), st.base);
+                let end = st.base + st.text.len();
+                if st.released == h.from && h.to == end && st.quiet.clear_to_end(f, c, h.from) {
+                    out.push(h.ev.raw.clone());
+                    st.released = end;
+                }
+            }
+        }
         if self.texts.contains_key(&pos) {
             let rel = self.release(pos, true)?;
             let template = self.texts.get(&pos).and_then(|s| s.template.clone());
@@ -613,7 +686,12 @@ impl StreamGuard {
         let Some(st) = self.texts.get_mut(&pos) else {
             return Ok(String::new());
         };
+        // A held event is superseded: its text goes out with this release or a later one.
+        st.held = None;
         let len_abs = st.base + st.text.len();
+        if st.released >= len_abs {
+            return Ok(String::new());
+        }
         // Where no rule can match, release without scanning (see `guard::quiet`).
         if let Some(f) = &self.plan.quiet {
             let c = self.quiet_cache.get_or_insert_with(|| f.cache());
@@ -1488,9 +1566,18 @@ action = "redact"
         assert!(!all.contains("jane"), "{all}");
         assert!(!all.contains("example.com"), "{all}");
         assert!(all.contains("[EMAIL_1]"), "{all}");
-        // The text is shorter than the hold-back window: every delta was rewritten, so no
-        // provider token is left (they spell `jane.doe@example.com` when joined).
-        assert!(!all.contains("\"token\""), "{all}");
+        // Only deltas that went out as received keep their tokens: the clean ones before
+        // the address. Every rewritten delta lost them (joined they would spell
+        // `jane.doe@example.com`).
+        let mut tokens = String::new();
+        for data in all.lines().filter_map(|l| l.strip_prefix("data: ")) {
+            let v: serde_json::Value = serde_json::from_str(data).unwrap();
+            for lp in v["logprobs"].as_array().into_iter().flatten() {
+                tokens.push_str(lp["token"].as_str().unwrap_or_default());
+            }
+        }
+        assert!("write to ".starts_with(&tokens), "{tokens:?} in {all}");
+        assert_eq!(tokens, "write", "the clean first delta keeps its tokens");
     }
 
     #[test]
