@@ -44,6 +44,38 @@ fn sse(text: &str, delta: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The same answer as a Responses stream (numbered events, one text part).
+fn responses_sse(text: &str, delta: usize) -> Vec<u8> {
+    let mut out = String::new();
+    let mut seq = 0;
+    let mut ev = |name: &str, mut v: serde_json::Value| {
+        v["type"] = serde_json::json!(name);
+        v["sequence_number"] = serde_json::json!(seq);
+        seq += 1;
+        out.push_str(&format!("event: {name}\ndata: {v}\n\n"));
+    };
+    ev(
+        "response.created",
+        serde_json::json!({"response": {"id": "r", "object": "response", "status": "in_progress", "output": []}}),
+    );
+    ev(
+        "response.output_item.added",
+        serde_json::json!({"output_index": 0, "item": {"id": "m", "type": "message", "role": "assistant", "content": []}}),
+    );
+    for piece in text.as_bytes().chunks(delta) {
+        let piece = String::from_utf8_lossy(piece);
+        ev(
+            "response.output_text.delta",
+            serde_json::json!({"item_id": "m", "output_index": 0, "content_index": 0, "delta": piece, "logprobs": []}),
+        );
+    }
+    ev(
+        "response.output_text.done",
+        serde_json::json!({"item_id": "m", "output_index": 0, "content_index": 0, "text": text, "logprobs": []}),
+    );
+    out.into_bytes()
+}
+
 fn bench(c: &mut Criterion) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     let set = Arc::new(policy::load_dir(&dir, &|_| None).unwrap());
@@ -87,20 +119,25 @@ fn bench(c: &mut Criterion) {
 their names in a book that nobody else ever read. "
         .repeat(19);
     let cases = [
-        ("chat_25_events", sse(&short, 8)),
-        ("chat_2kb_512_events", sse(&long[..2048], 4)),
+        ("chat_25_events", sse(&short, 8), ApiFormat::OpenAiChat),
+        (
+            "chat_2kb_512_events",
+            sse(&long[..2048], 4),
+            ApiFormat::OpenAiChat,
+        ),
+        (
+            "responses_25_events",
+            responses_sse(&short, 8),
+            ApiFormat::OpenAiResponses,
+        ),
     ];
     let mut g = c.benchmark_group("stream_guard");
-    for (name, stream) in &cases {
+    for (name, stream, format) in &cases {
         g.throughput(Throughput::Bytes(stream.len() as u64));
         g.bench_function(*name, |b| {
             b.iter(|| {
-                let mut guard = StreamGuard::new(
-                    set.clone(),
-                    resp_app.clone(),
-                    ApiFormat::OpenAiChat,
-                    Redactor::new(),
-                );
+                let mut guard =
+                    StreamGuard::new(set.clone(), resp_app.clone(), *format, Redactor::new());
                 let mut n = 0;
                 for ev in stream.split_inclusive(|b| *b == b'\n') {
                     n += guard.push(ev).len();

@@ -54,37 +54,55 @@ pub fn string_span(data: &str, path: &[PathElem]) -> Option<(usize, usize)> {
 
 /// The span of the string in `data` that sits where `prev[start..end]` (a span found by
 /// [`string_span`]) sat, when `data` is `prev` with only that string's content changed:
-/// the same bytes before it, a string token at `start`, the same bytes after it (but for
-/// the value of an `"obfuscation"` member, see [`same_but_padding`]). Every byte the path
-/// walk of [`string_span`] looks at is then the same, so the result is the one it would
-/// give, without walking the JSON again (stream chunks of one answer usually differ only
-/// in their text).
+/// the same bytes before and after it (but for the volatile members, see [`lockstep`]), a
+/// string token in between. Every byte the path walk of [`string_span`] looks at is then
+/// the same (a number's digits and a string's content do not change the walk), so the
+/// result is the one it would give, without walking the JSON again (stream chunks of one
+/// answer usually differ only in their text, and Responses events in their number).
 pub fn same_layout(prev: &str, start: usize, end: usize, data: &str) -> Option<(usize, usize)> {
     let (p, b) = (prev.as_bytes(), data.as_bytes());
-    if b.get(..start)? != p.get(..start)? {
-        return None;
-    }
+    let (pp, bp) = (p.get(..start)?, b.get(..start)?);
+    let start = if pp == bp { start } else { lockstep(pp, b)? };
     let e = skip_string(b, start)?;
     let (pt, bt) = (p.get(end..)?, b.get(e..)?);
-    (pt == bt || same_but_padding(pt, bt)).then_some((start, e))
+    (pt == bt || lockstep(pt, bt) == Some(bt.len())).then_some((start, e))
 }
 
-/// Whether two byte runs of JSON are the same but for the string value of one
-/// `"obfuscation"` member: OpenAI pads every stream chunk with a random one of those
-/// (`stream_options.include_obfuscation`), which no reader of the chunk looks at.
-fn same_but_padding(p: &[u8], b: &[u8]) -> bool {
-    const KEY: &[u8] = b"\"obfuscation\":";
-    let Some(k) = memchr::memmem::find(p, KEY) else {
-        return false;
-    };
-    let v = k + KEY.len();
-    if p.get(..v) != b.get(..v) {
-        return false;
+/// Walk `p` and `b` together while they are the same bytes, except that the value of a
+/// `"sequence_number"` member may be other digits (Responses events number themselves) and
+/// the value of an `"obfuscation"` member another string (OpenAI pads every stream chunk
+/// with a random one, `stream_options.include_obfuscation`): no reader of an event's items
+/// looks at either. Returns how much of `b` matched all of `p`.
+fn lockstep(p: &[u8], b: &[u8]) -> Option<usize> {
+    const SEQ: &[u8] = b"\"sequence_number\":";
+    const PAD: &[u8] = b"\"obfuscation\":";
+    let (mut i, mut j) = (0, 0);
+    while i < p.len() {
+        if p[i] != *b.get(j)? {
+            return None;
+        }
+        if p[i] == b'"' {
+            let (pr, br) = (&p[i..], &b[j..]);
+            if pr.starts_with(SEQ) && br.starts_with(SEQ) {
+                let digits = |x: &[u8]| x.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (pd, bd) = (digits(&pr[SEQ.len()..]), digits(&br[SEQ.len()..]));
+                if pd == 0 || bd == 0 {
+                    return None;
+                }
+                i += SEQ.len() + pd;
+                j += SEQ.len() + bd;
+                continue;
+            }
+            if pr.starts_with(PAD) && br.starts_with(PAD) {
+                i = skip_string(p, i + PAD.len())?;
+                j = skip_string(b, j + PAD.len())?;
+                continue;
+            }
+        }
+        i += 1;
+        j += 1;
     }
-    match (skip_string(p, v), skip_string(b, v)) {
-        (Some(pe), Some(be)) => p.get(pe..) == b.get(be..),
-        _ => false,
-    }
+    Some(j)
 }
 
 /// The JSON string token at `span` of `data`, decoded; `None` if it is not a valid one.
@@ -269,6 +287,22 @@ mod tests {
         assert_eq!(same_layout(prev, start, end, moved), None);
         let other = r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}],"obfuscation":"abc"}"#;
         assert_eq!(same_layout(prev, start, end, other), None);
+    }
+
+    #[test]
+    fn same_layout_allows_only_a_different_sequence_number() {
+        let prev = r#"{"type":"response.output_text.delta","sequence_number":9,"item_id":"m","output_index":0,"delta":"Hel","logprobs":[]}"#;
+        let path = p(&["delta".into()]);
+        let (start, end) = string_span(prev, &path).unwrap();
+        let next = r#"{"type":"response.output_text.delta","sequence_number":10,"item_id":"m","output_index":0,"delta":"lo","logprobs":[]}"#;
+        let span = same_layout(prev, start, end, next);
+        assert_eq!(span, string_span(next, &path));
+        assert_eq!(string_at(next, span.unwrap()).as_deref(), Some("lo"));
+        // Another number before the text is another layout (a position may have changed).
+        let moved = r#"{"type":"response.output_text.delta","sequence_number":10,"item_id":"m","output_index":1,"delta":"lo","logprobs":[]}"#;
+        assert_eq!(same_layout(prev, start, end, moved), None);
+        let not_a_number = r#"{"type":"response.output_text.delta","sequence_number":"10","item_id":"m","output_index":0,"delta":"lo","logprobs":[]}"#;
+        assert_eq!(same_layout(prev, start, end, not_a_number), None);
     }
 
     #[test]

@@ -133,6 +133,8 @@ pub struct StreamGuard {
     /// The last event that was one text delta, to read the next such event without a
     /// parse (see [`StreamGuard::lane_items`]).
     lane: Option<Lane>,
+    /// Events read through the lane (for tests and profiling).
+    lane_hits: usize,
 }
 
 /// An event that carried one text delta and nothing else, where its text string sits.
@@ -186,6 +188,7 @@ impl StreamGuard {
             dfa_caches: Vec::new(),
             quiet_cache: None,
             lane: None,
+            lane_hits: 0,
         }
     }
 
@@ -276,7 +279,7 @@ impl StreamGuard {
                 }
             }
             ApiFormat::OpenAiResponses => {
-                if let Some(n) = sequence_number(&ev.data) {
+                if let Some(n) = sequence_number(ev.data.as_bytes()) {
                     self.last_seq = Some(n);
                 }
                 let name = ev.event.as_deref().unwrap_or_default();
@@ -363,13 +366,14 @@ impl StreamGuard {
         };
         lane.ev = ev.clone();
         (lane.start, lane.end) = span;
+        self.lane_hits += 1;
         Some(vec![item])
     }
 
     /// Give a Responses event the next sequence number (unchanged bytes if it already has it).
     fn renumber(&mut self, raw: &Bytes) -> Bytes {
         let want = self.next_seq;
-        match sequence_number(&String::from_utf8_lossy(raw)) {
+        match sequence_number(raw) {
             None => return raw.clone(),
             Some(n) if n == want => {
                 self.next_seq += 1;
@@ -1086,14 +1090,14 @@ fn dfa_dies_at(
 }
 
 /// The `sequence_number` of a Responses event, found without parsing the JSON.
-fn sequence_number(data: &str) -> Option<u64> {
-    let key = "\"sequence_number\":";
-    let at = data.find(key)? + key.len();
-    let digits: &str = data[at..].trim_start();
-    let end = digits
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(digits.len());
-    digits[..end].parse().ok()
+fn sequence_number(data: &[u8]) -> Option<u64> {
+    static KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"sequence_number\":"));
+    let at = KEY.find(data)? + KEY.needle().len();
+    let rest = data.get(at..)?;
+    let rest = &rest[rest.iter().take_while(|c| c.is_ascii_whitespace()).count()..];
+    let n = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    std::str::from_utf8(rest.get(..n)?).ok()?.parse().ok()
 }
 
 fn floor_boundary(s: &str, mut i: usize) -> usize {
@@ -1503,11 +1507,17 @@ action = "redact"
             let mut g = StreamGuard::new(set, a, ApiFormat::OpenAiChat, Redactor::new());
             let mut out = g.push(bytes);
             out.extend(g.finish());
-            chat_contents(&out)
+            (chat_contents(&out), g.lane_hits)
         };
-        let want = run(&plain);
+        let (want, plain_hits) = run(&plain);
         assert!(padded.contains("\"obfuscation\":\"xx\"}"), "{padded}");
-        assert_eq!(run(padded.as_bytes()), want);
+        let (got, padded_hits) = run(padded.as_bytes());
+        assert_eq!(got, want);
+        // Every text chunk after the first two (the first also carries the stream's id,
+        // the second starts the lane) is read without a parse, padded or not.
+        let chunks = plain.windows(7).filter(|w| w == b"content").count();
+        assert_eq!(plain_hits, chunks - 2);
+        assert_eq!(padded_hits, chunks - 2);
         assert!(
             !want.contains("jane.doe") && !want.contains("555"),
             "{want}"
@@ -1578,6 +1588,53 @@ action = "redact"
         }
         assert!("write to ".starts_with(&tokens), "{tokens:?} in {all}");
         assert_eq!(tokens, "write", "the clean first delta keeps its tokens");
+    }
+
+    #[test]
+    fn numbered_responses_deltas_are_read_without_a_parse() {
+        let set = shipped();
+        let a = app(&set);
+        let mut g = StreamGuard::new(set, a, ApiFormat::OpenAiResponses, Redactor::new());
+        let text = "Mail jane.doe@example.com the plan for the ninth, please.";
+        let mut sse = ResponsesSse::default();
+        let mut ev = |name: &str, data: serde_json::Value| sse.push(name, data);
+        ev(
+            "response.output_item.added",
+            json!({"output_index": 0,
+            "item": {"id": "m1", "type": "message", "role": "assistant", "content": []}}),
+        );
+        let pieces: Vec<&str> = text
+            .as_bytes()
+            .chunks(3)
+            .map(|p| std::str::from_utf8(p).unwrap())
+            .collect();
+        for piece in &pieces {
+            ev(
+                "response.output_text.delta",
+                json!({"item_id": "m1", "output_index": 0, "content_index": 0,
+                "delta": piece, "logprobs": []}),
+            );
+        }
+        ev(
+            "response.output_text.done",
+            json!({"item_id": "m1", "output_index": 0, "content_index": 0, "text": text}),
+        );
+        let mut out = g.push(sse.text.as_bytes());
+        out.extend(g.finish());
+        assert_eq!(g.lane_hits, pieces.len() - 1);
+        let all: String = out.iter().map(|b| String::from_utf8_lossy(b)).collect();
+        let mut deltas = String::new();
+        let mut seqs = Vec::new();
+        for data in all.lines().filter_map(|l| l.strip_prefix("data: ")) {
+            let v: serde_json::Value = serde_json::from_str(data).unwrap();
+            seqs.push(v["sequence_number"].as_u64().unwrap());
+            if v["type"] == "response.output_text.delta" {
+                deltas.push_str(v["delta"].as_str().unwrap());
+            }
+        }
+        assert_eq!(deltas, "Mail [EMAIL_1] the plan for the ninth, please.");
+        // Renumbered without gaps, in the order sent.
+        assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
     }
 
     #[test]
