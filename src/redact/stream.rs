@@ -48,7 +48,7 @@ struct TextState {
     /// Absolute offset up to which text was released to the client.
     released: usize,
     /// Last delta event of this position and the text path in it (to build flush events).
-    template: Option<(Arc<SseEvent>, Vec<PathElem>)>,
+    template: Option<(Arc<SseEvent>, Arc<[PathElem]>)>,
     /// Anchor occurrences of long rules found so far and not yet outgrown (see
     /// [`hold_point`]), and the absolute offset up to which the text was searched for them.
     anchors: Vec<Pending>,
@@ -143,7 +143,7 @@ struct Lane {
     start: usize,
     end: usize,
     pos: StreamPos,
-    path: Vec<PathElem>,
+    path: Arc<[PathElem]>,
 }
 
 impl Drop for StreamGuard {
@@ -310,37 +310,37 @@ impl StreamGuard {
 
     fn on_event(&mut self, ev: SseEvent, out: &mut Vec<Bytes>) {
         let ev = Arc::new(ev);
-        let items = match self.lane_items(&ev) {
-            Some(items) => items,
-            None => match self.norm.push(&ev) {
-                Ok(items) => {
-                    self.lane = match items.as_slice() {
-                        [StreamItem::TextDelta { pos, path, .. }] if self.guard_text => {
-                            string_span(&ev.data, path).map(|(start, end)| Lane {
-                                ev: ev.clone(),
-                                start,
-                                end,
-                                pos: *pos,
-                                path: path.clone(),
-                            })
-                        }
-                        _ => None,
-                    };
-                    items
-                }
-                Err(_) => {
-                    // Not an event this format defines (e.g. non-JSON data): nothing to
-                    // inspect.
-                    out.push(ev.raw.clone());
-                    return;
-                }
-            },
-        };
-        self.remember(&ev);
         let first_new = out.len();
-        match self.process(&ev, items, out) {
-            Ok(()) => {}
-            Err(rules) => self.deny(rules, out),
+        let done = match self.lane_event(&ev, out) {
+            Some(done) => done,
+            None => {
+                let items = match self.norm.push(&ev) {
+                    Ok(items) => items,
+                    Err(_) => {
+                        // Not an event this format defines (e.g. non-JSON data): nothing
+                        // to inspect.
+                        out.push(ev.raw.clone());
+                        return;
+                    }
+                };
+                self.lane = match items.as_slice() {
+                    [StreamItem::TextDelta { pos, path, .. }] if self.guard_text => {
+                        string_span(&ev.data, path).map(|(start, end)| Lane {
+                            ev: ev.clone(),
+                            start,
+                            end,
+                            pos: *pos,
+                            path: Arc::from(path.as_slice()),
+                        })
+                    }
+                    _ => None,
+                };
+                self.remember(&ev);
+                self.process(&ev, items, out)
+            }
+        };
+        if let Err(rules) = done {
+            self.deny(rules, out);
         }
         if self.format == ApiFormat::OpenAiResponses {
             for b in out.iter_mut().skip(first_new) {
@@ -349,25 +349,48 @@ impl StreamGuard {
         }
     }
 
-    /// The items of `ev` when it is the last one-text-delta event with only its text
-    /// changed (see [`same_layout`]): that text delta at the same position and path, as
-    /// the normalizer would give, without parsing the event.
-    fn lane_items(&mut self, ev: &Arc<SseEvent>) -> Option<Vec<StreamItem>> {
+    /// `ev` handled in full when it is laid out like the last one-text-delta event, only
+    /// its text changed (see [`same_layout`]): it is that text delta at the same position
+    /// and path, as the normalizer would give, so it is read without a parse and takes the
+    /// short road of [`StreamGuard::process`] for one text delta (held whole, relayed,
+    /// spliced or rewritten). `None`: not such an event.
+    fn lane_event(
+        &mut self,
+        ev: &Arc<SseEvent>,
+        out: &mut Vec<Bytes>,
+    ) -> Option<Result<(), Vec<Arc<str>>>> {
         let lane = self.lane.as_mut()?;
         if lane.ev.event != ev.event {
             return None;
         }
         let span = same_layout(&lane.ev.data, lane.start, lane.end, &ev.data)?;
         let text = string_at(&ev.data, span).filter(|t| !t.is_empty())?;
-        let item = StreamItem::TextDelta {
-            pos: lane.pos,
-            text: text.into_owned(),
-            path: lane.path.clone(),
-        };
+        let (pos, path) = (lane.pos, lane.path.clone());
+        let st = self.texts.get_mut(&pos)?;
         lane.ev = ev.clone();
         (lane.start, lane.end) = span;
         self.lane_hits += 1;
-        Some(vec![item])
+        st.text.push_str(&text);
+        st.template = Some((ev.clone(), path.clone()));
+        self.remember(ev);
+        if self.hold_step(pos, ev, text.len(), out) {
+            return Some(Ok(()));
+        }
+        let rel = match self.release(pos, false) {
+            Ok(rel) => rel,
+            Err(rules) => return Some(Err(rules)),
+        };
+        if rel == *text {
+            out.push(ev.raw.clone());
+            return Some(Ok(()));
+        }
+        if !may_have_logprobs(&ev.data) {
+            if let Some(raw) = self.splice_delta(pos, ev, &path, &rel) {
+                out.push(raw);
+                return Some(Ok(()));
+            }
+        }
+        Some(rewrite(ev, &[(&path, rel.as_str())]).map(|raw| out.push(raw)))
     }
 
     /// Give a Responses event the next sequence number (unchanged bytes if it already has it).
@@ -429,7 +452,7 @@ impl StreamGuard {
                 StreamItem::TextDelta { pos, text, path } if self.guard_text => {
                     let st = self.texts.entry(pos).or_default();
                     st.text.push_str(&text);
-                    st.template = Some((ev.clone(), path.clone()));
+                    st.template = Some((ev.clone(), Arc::from(path.as_slice())));
                     text_edits.push((pos, path, text));
                     other_content = true;
                 }
@@ -649,7 +672,7 @@ impl StreamGuard {
             let template = self.texts.get(&pos).and_then(|s| s.template.clone());
             if !rel.is_empty() {
                 if let Some((ev, path)) = template {
-                    out.push(rewrite(&ev, &[(path.as_slice(), rel.as_str())])?);
+                    out.push(rewrite(&ev, &[(&path[..], rel.as_str())])?);
                 }
             }
             self.texts.remove(&pos);
