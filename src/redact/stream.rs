@@ -57,8 +57,8 @@ struct TextState {
     anchor_state: Option<aho_corasick::automaton::StateID>,
     /// The quiet filter's view of this text (see `guard::quiet`).
     quiet: Quiet,
-    /// The last event, held whole (see `StreamGuard::hold_step`).
-    held: Option<Held>,
+    /// The last events, held whole, in order (see `StreamGuard::hold_step`).
+    held: Vec<Held>,
     /// The last event whose text was spliced at this position and the byte span its text
     /// string had (the next chunk usually has the same layout: see `splice::same_layout`).
     layout: Option<(Arc<SseEvent>, usize, usize)>,
@@ -612,12 +612,14 @@ impl StreamGuard {
     }
 
     /// Event-granular release for an event carrying only `len` bytes of text of `pos`
-    /// (already absorbed): the event held before it goes out as received when the quiet
-    /// filter shows its text clean (else it is dropped: its text goes out with a later
-    /// event, shifted, as the windowed release does); then this event is held whole if
-    /// every earlier byte went out. `true` = this event is held (nothing more to do now).
+    /// (already absorbed): the events held before it go out as received, in order, as far
+    /// as the quiet filter shows their text clean; this event is then held whole too when
+    /// every byte before it went out or is held, and the held text stays within the window.
+    /// Otherwise (a possible match, or a word longer than the window) the held events are
+    /// dropped: their text goes out with later events, shifted, as the windowed release
+    /// does. `true` = this event is held (nothing more to do now).
     ///
-    /// So a clean answer reaches the client byte for byte, one event late, its log
+    /// So a clean answer reaches the client byte for byte, about one word late, its log
     /// probabilities included; text is only ever shifted between events around a match.
     fn hold_step(
         &mut self,
@@ -633,19 +635,29 @@ impl StreamGuard {
         st.quiet.advance(f, c, st.text.as_bytes(), st.base);
         let end = st.base + st.text.len();
         let from = end - len;
-        if let Some(h) = st.held.take() {
-            let clean = st.quiet.quiet_point(st.released).is_some_and(|q| q >= h.to);
-            if !(clean && st.released == h.from && h.to == from) {
-                return false;
+        let Some(quiet) = st.quiet.quiet_point(st.released) else {
+            st.held.clear();
+            return false;
+        };
+        let mut emitted = 0;
+        for h in &st.held {
+            if h.to > quiet || h.from != st.released {
+                break;
             }
             out.push(h.ev.raw.clone());
             st.released = h.to;
+            emitted += 1;
+        }
+        st.held.drain(..emitted);
+        if emitted > 0 {
             trim(st);
         }
-        if st.released != from || st.quiet.quiet_point(from).is_none() {
+        let contiguous = st.held.last().map_or(st.released, |h| h.to) == from;
+        if !contiguous || end - st.released > self.plan.window {
+            st.held.clear();
             return false;
         }
-        st.held = Some(Held {
+        st.held.push(Held {
             ev: ev.clone(),
             from,
             to: end,
@@ -655,16 +667,20 @@ impl StreamGuard {
 
     /// Release everything held for `pos` (its block, choice or stream ended).
     fn flush(&mut self, pos: StreamPos, out: &mut Vec<Bytes>) -> Result<(), Vec<Arc<str>>> {
-        // A held event that ends the text and is clean to the end goes out as received.
+        // Held events that reach the end of a text clean to its end go out as received.
         if let (Some(f), Some(st)) = (&self.plan.quiet, self.texts.get_mut(&pos)) {
-            if let Some(h) = st.held.take() {
+            if !st.held.is_empty() {
                 let c = self.quiet_cache.get_or_insert_with(|| f.cache());
                 st.quiet.advance(f, c, st.text.as_bytes(), st.base);
                 let end = st.base + st.text.len();
-                if st.released == h.from && h.to == end && st.quiet.clear_to_end(f, c, h.from) {
-                    out.push(h.ev.raw.clone());
+                let chained = st.held.first().is_some_and(|h| h.from == st.released)
+                    && st.held.windows(2).all(|w| w[0].to == w[1].from)
+                    && st.held.last().is_some_and(|h| h.to == end);
+                if chained && st.quiet.clear_to_end(f, c, st.released) {
+                    out.extend(st.held.iter().map(|h| h.ev.raw.clone()));
                     st.released = end;
                 }
+                st.held.clear();
             }
         }
         if self.texts.contains_key(&pos) {
@@ -713,8 +729,8 @@ impl StreamGuard {
         let Some(st) = self.texts.get_mut(&pos) else {
             return Ok(String::new());
         };
-        // A held event is superseded: its text goes out with this release or a later one.
-        st.held = None;
+        // Held events are superseded: their text goes out with this release or a later one.
+        st.held.clear();
         let len_abs = st.base + st.text.len();
         if st.released >= len_abs {
             return Ok(String::new());
