@@ -1369,6 +1369,76 @@ action = "redact"
             prop_assert!(done);
         }
 
+        /// Two choices streamed interleaved (each held, released and flushed on its own):
+        /// each choice's text comes out as its non-streamed redaction (placeholder numbers
+        /// aside: the two share the request's numbering).
+        #[test]
+        fn interleaved_choices_stream_like_their_whole_texts(
+            a in text_strategy(),
+            b in text_strategy(),
+            sizes in prop::collection::vec(1usize..12, 1..6),
+            feed in prop::collection::vec(1usize..64, 1..6),
+        ) {
+            let set = shipped();
+            let unnumbered = |t: &str| {
+                regex::Regex::new(r"\[([A-Z_]+)_\d+\]").unwrap().replace_all(t, "[$1]").to_string()
+            };
+            let chunk = |i: usize, delta: serde_json::Value, finish: serde_json::Value| {
+                let v = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                    "choices": [{"index": i, "delta": delta, "finish_reason": finish}]});
+                format!("data: {v}\n\n")
+            };
+            let cut = |t: &str| {
+                let mut pieces = Vec::new();
+                let (mut at, mut k) = (0, 0);
+                while at < t.len() {
+                    let mut e = (at + sizes[k % sizes.len()]).min(t.len());
+                    while !t.is_char_boundary(e) {
+                        e += 1;
+                    }
+                    pieces.push(t[at..e].to_string());
+                    at = e;
+                    k += 1;
+                }
+                pieces
+            };
+            let (pa, pb) = (cut(&a), cut(&b));
+            let mut sse = String::new();
+            for k in 0..pa.len().max(pb.len()) {
+                for (i, p) in [(0, &pa), (1, &pb)] {
+                    if let Some(piece) = p.get(k) {
+                        sse.push_str(&chunk(i, json!({"content": piece}), json!(null)));
+                    }
+                }
+            }
+            sse.push_str(&chunk(0, json!({}), json!("stop")));
+            sse.push_str(&chunk(1, json!({}), json!("stop")));
+            sse.push_str("data: [DONE]\n\n");
+            let app_ = app(&set);
+            let mut g = StreamGuard::new(set.clone(), app_, ApiFormat::OpenAiChat, Redactor::new());
+            let bytes = sse.as_bytes();
+            let mut out = Vec::new();
+            let (mut at, mut k) = (0, 0);
+            while at < bytes.len() {
+                let e = (at + feed[k % feed.len()]).min(bytes.len());
+                out.extend(g.push(&bytes[at..e]));
+                at = e;
+                k += 1;
+            }
+            out.extend(g.finish());
+            let all: String = out.iter().map(|b| String::from_utf8_lossy(b)).collect();
+            let mut got = [String::new(), String::new()];
+            for data in all.lines().filter_map(|l| l.strip_prefix("data: ")) {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else { continue };
+                let i = v["choices"][0]["index"].as_u64().unwrap_or(9) as usize;
+                if let (Some(t), Some(slot)) = (v["choices"][0]["delta"]["content"].as_str(), got.get_mut(i)) {
+                    slot.push_str(t);
+                }
+            }
+            prop_assert_eq!(unnumbered(&got[0]), unnumbered(&whole(&set, &a).0));
+            prop_assert_eq!(unnumbered(&got[1]), unnumbered(&whole(&set, &b).0));
+        }
+
         #[test]
         fn deny_mid_stream_never_leaks_and_ends_cleanly(
             before in text_strategy(),
