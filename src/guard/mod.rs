@@ -294,6 +294,9 @@ pub struct PolicySet {
     anchors: Option<Arc<AnchorSet>>,
     /// The stream guard's quiet filter over every rule that reads answer text.
     quiet: Option<Arc<quiet::QuietFilter>>,
+    /// Hold plans already computed, by applicable rules and location (a few per snapshot:
+    /// one per route / model combination that has its own rules).
+    plans: std::sync::Mutex<Vec<(Vec<bool>, Locations, Arc<HoldPlan>)>>,
     version: String,
     files: Vec<std::path::PathBuf>,
 }
@@ -502,6 +505,7 @@ impl PolicySet {
             scanner_to_rule,
             anchors,
             quiet,
+            plans: std::sync::Mutex::new(Vec::new()),
             version,
             files,
         }
@@ -550,7 +554,25 @@ impl PolicySet {
     }
 
     /// The streaming hold-back plan for the rules applicable at `loc`.
-    pub fn hold_plan(&self, app: &Applicable, loc: Locations) -> HoldPlan {
+    /// [`PolicySet::compute_hold_plan`], computed once per applicable rule set and location
+    /// (streams of one route share it).
+    pub fn hold_plan(&self, app: &Applicable, loc: Locations) -> Arc<HoldPlan> {
+        const KEEP: usize = 64;
+        if let Ok(plans) = self.plans.lock() {
+            if let Some((_, _, p)) = plans.iter().find(|(r, l, _)| *l == loc && *r == app.rules) {
+                return p.clone();
+            }
+        }
+        let plan = Arc::new(self.compute_hold_plan(app, loc));
+        if let Ok(mut plans) = self.plans.lock() {
+            if plans.len() < KEEP {
+                plans.push((app.rules.clone(), loc, plan.clone()));
+            }
+        }
+        plan
+    }
+
+    fn compute_hold_plan(&self, app: &Applicable, loc: Locations) -> HoldPlan {
         let applies = |rule: usize| {
             app.rules.get(rule).copied().unwrap_or(false)
                 && self

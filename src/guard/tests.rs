@@ -424,3 +424,18 @@ fn fast_clean_agrees_with_the_full_evaluation() {
         &app
     ));
 }
+
+#[test]
+fn hold_plans_are_computed_once_per_applicable_rule_set() {
+    let s = shipped();
+    let resp = s.applicable(&ctx(Side::Response));
+    let a = s.hold_plan(&resp, Locations::ASSISTANT);
+    let b = s.hold_plan(&resp, Locations::ASSISTANT);
+    assert!(Arc::ptr_eq(&a, &b));
+    assert!(a.quiet.is_some(), "the shipped pack has a quiet filter");
+    // Another rule set or location has its own plan.
+    let req = s.applicable(&ctx(Side::Request));
+    let c = s.hold_plan(&req, Locations::ASSISTANT);
+    let d = s.hold_plan(&resp, Locations::TOOL_ARGUMENTS);
+    assert!(!Arc::ptr_eq(&a, &c) && !Arc::ptr_eq(&a, &d));
+}

@@ -113,7 +113,7 @@ pub struct StreamGuard {
     tools: BTreeMap<StreamPos, ToolState>,
     guard_text: bool,
     guard_tools: bool,
-    plan: HoldPlan,
+    plan: Arc<HoldPlan>,
     /// Last JSON data of an event with `choices` (chat / completions termination template).
     last_chunk: Option<Arc<SseEvent>>,
     /// Responses: the response object from `response.created` / `in_progress`.
