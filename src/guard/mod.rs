@@ -284,6 +284,9 @@ pub struct Anchor {
     pub sub: usize,
 }
 
+/// A computed hold plan with the applicable rules and location it is for.
+type PlanEntry = (Vec<bool>, Locations, Arc<HoldPlan>);
+
 /// The compiled, immutable policy snapshot.
 #[derive(Debug)]
 pub struct PolicySet {
@@ -296,7 +299,7 @@ pub struct PolicySet {
     quiet: Option<Arc<quiet::QuietFilter>>,
     /// Hold plans already computed, by applicable rules and location (a few per snapshot:
     /// one per route / model combination that has its own rules).
-    plans: std::sync::Mutex<Vec<(Vec<bool>, Locations, Arc<HoldPlan>)>>,
+    plans: std::sync::Mutex<Vec<PlanEntry>>,
     version: String,
     files: Vec<std::path::PathBuf>,
 }
