@@ -318,7 +318,7 @@ where
             match Pin::new(&mut self.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
-                        let out = self.guard.push(&data);
+                        let out = self.guard.push_shared(&data);
                         self.queue.extend(out);
                     }
                 }

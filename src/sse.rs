@@ -123,6 +123,10 @@ pub struct SseDecoder {
     id: Option<String>,
     retry: Option<u64>,
     last_event_id: String,
+    /// While a chunk fed with [`SseDecoder::feed_shared`] into an empty buffer is being
+    /// processed: that chunk, so `buf[a..b]` is `src[a..b]` and a frame's raw bytes are a
+    /// slice of it instead of a copy.
+    src: Option<Bytes>,
 }
 
 impl Default for SseDecoder {
@@ -153,6 +157,7 @@ impl SseDecoder {
             id: None,
             retry: None,
             last_event_id: String::new(),
+            src: None,
         }
     }
 
@@ -176,6 +181,19 @@ impl SseDecoder {
             return Err(self.too_long());
         }
         Ok(())
+    }
+
+    /// [`SseDecoder::feed`] for a shared chunk: the frames that lie wholly in it (all of
+    /// them when the previous chunk ended at a frame boundary) carry `raw` as a slice of
+    /// `bytes`, not a copy.
+    pub fn feed_shared(&mut self, bytes: &Bytes) -> Result<Vec<SseFrame>, SseError> {
+        let mut out = Vec::new();
+        if self.buf.is_empty() {
+            self.src = Some(bytes.clone());
+        }
+        let r = self.feed(bytes, &mut out);
+        self.src = None;
+        r.map(|()| out)
     }
 
     /// Convenience: feeds a chunk and returns the frames it completed.
@@ -264,8 +282,12 @@ impl SseDecoder {
                 }
             }
             if line.is_empty() {
-                let raw =
-                    Bytes::copy_from_slice(buf.get(frame_start..self.scan).unwrap_or_default());
+                let raw = match &self.src {
+                    Some(src) if self.scan <= src.len() => src.slice(frame_start..self.scan),
+                    _ => {
+                        Bytes::copy_from_slice(buf.get(frame_start..self.scan).unwrap_or_default())
+                    }
+                };
                 frame_start = self.scan;
                 out.push(self.dispatch(raw));
             } else {
@@ -381,6 +403,33 @@ pub fn encode(ev: &SseEvent) -> Bytes {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn shared_chunks_give_the_same_frames_with_raw_slices_of_the_chunk() {
+        let chunks: [&[u8]; 3] = [
+            b"\xEF\xBB\xBFdata: a\n\nevent: x\ndata: b\n\ndata: par",
+            b"tial\n\n: note\n\ndata: c\r\n\r\n",
+            b"data: d\n\n",
+        ];
+        let mut plain = SseDecoder::new();
+        let mut shared = SseDecoder::new();
+        for (i, c) in chunks.into_iter().enumerate() {
+            let chunk = Bytes::from_static(c);
+            let want = plain.feed_vec(c).unwrap();
+            let got = shared.feed_shared(&chunk).unwrap();
+            assert_eq!(got, want);
+            for f in &got {
+                let raw = match f {
+                    SseFrame::Event(e) => &e.raw,
+                    SseFrame::Other(r) => r,
+                };
+                let inside = chunk.as_ptr_range().contains(&raw.as_ptr());
+                // Slices when the chunk arrived with nothing buffered (the second one
+                // completes an event begun in the first: its frames are copies).
+                assert_eq!(inside, i != 1, "{raw:?}");
+            }
+        }
+    }
 
     fn decode_chunks(chunks: &[&[u8]]) -> Vec<SseFrame> {
         let mut d = SseDecoder::new();

@@ -209,11 +209,26 @@ impl StreamGuard {
 
     /// Feed upstream bytes; returns the bytes to send to the client now.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<Bytes> {
-        let mut out = Vec::new();
         if self.is_closed() {
-            return out;
+            return Vec::new();
         }
-        let frames = match self.decoder.feed_vec(bytes) {
+        let frames = self.decoder.feed_vec(bytes);
+        self.on_frames(frames)
+    }
+
+    /// [`StreamGuard::push`] for a shared chunk: events relayed as received are slices of
+    /// it, not copies.
+    pub fn push_shared(&mut self, bytes: &Bytes) -> Vec<Bytes> {
+        if self.is_closed() {
+            return Vec::new();
+        }
+        let frames = self.decoder.feed_shared(bytes);
+        self.on_frames(frames)
+    }
+
+    fn on_frames(&mut self, frames: Result<Vec<SseFrame>, crate::sse::SseError>) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        let frames = match frames {
             Ok(f) => f,
             Err(_) => {
                 // An event larger than the decoder allows cannot be inspected: fail closed.
