@@ -797,10 +797,15 @@ impl StreamGuard {
         for mut f in self.set.find(region, Locations::ASSISTANT, &self.app) {
             f.start += offset;
             f.end += offset;
-            if f.end <= st.released {
+            // A finding that starts in text already released is an artifact of the scan
+            // region starting inside released text (a digit run cut by the region start
+            // reads as a shorter number): the release logic never lets out the start of a
+            // match it can see whole, so the whole-text scan has no such match. Holding
+            // from it would hold the rest of the text for good (and drop it at the end).
+            if f.end <= st.released || f.start < st.released {
                 continue;
             }
-            if f.end <= stable_limit && f.start >= st.released {
+            if f.end <= stable_limit {
                 stable.push(f);
             } else if f.start < safe_abs {
                 safe_abs = f.start.max(st.released);
@@ -1819,5 +1824,36 @@ action = "redact"
         // `.done`, `summary_part.done` and `output_item.done` (the deltas release the
         // text in pieces as it becomes safe).
         assert_eq!(all.matches(redacted).count(), 3, "{all}");
+    }
+}
+
+#[cfg(test)]
+mod regressions {
+    use super::*;
+    use crate::guard::{policy, Ctx};
+
+    /// Found by the any-split property test: byte-by-byte, the scan region once started
+    /// inside a released run of card-like digit groups and read a shorter valid card
+    /// starting before the release point; holding from it held the rest of the answer
+    /// for good, and the end of the stream dropped it.
+    #[test]
+    fn a_digit_run_cut_by_the_scan_region_never_holds_the_rest() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies");
+        let set = Arc::new(policy::load_dir(&dir, &|_| None).unwrap());
+        let a = set.applicable(&Ctx {
+            side: Side::Response,
+            route: "openai",
+            model: Some("gpt-4o"),
+        });
+        let url = "postgres://app:Xk9#2mLq@db.internal:5432/x";
+        let text = format!(
+            "GB82 WEST 1234 5698 7654 32 536-22-4876 4111 1111 1111 1111 4111 1111 1111 1111 {url} {url} {url}"
+        );
+        let r = replay_chat(set, a, &text, &[1], &[1]);
+        assert_eq!(
+            r.content,
+            "[IBAN_1] [US_SSN_1] 4111 1111 1111 1111 4111 1111 1111 1111 \
+             [CONNECTION_STRING_1]/x [CONNECTION_STRING_1]/x [CONNECTION_STRING_1]/x"
+        );
     }
 }
