@@ -25,7 +25,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::guard::quiet::{Quiet, QuietCache};
+use crate::guard::quiet::{Quiet, QuietCache, QuietFilter};
 use crate::guard::{
     Applicable, Finding, HoldPlan, Locations, Outcome, Pass, PolicySet, Side, CONTEXT_MARGIN,
 };
@@ -62,6 +62,20 @@ struct TextState {
     /// The last event whose text was spliced at this position and the byte span its text
     /// string had (the next chunk usually has the same layout: see `splice::same_layout`).
     layout: Option<(Arc<SseEvent>, usize, usize)>,
+}
+
+impl TextState {
+    /// Feed the text not yet fed to the quiet filter, with the stream's cache (taken from
+    /// the filter's pool on first use); returns that cache.
+    fn feed_quiet<'c>(
+        &mut self,
+        f: &QuietFilter,
+        cache: &'c mut Option<QuietCache>,
+    ) -> &'c mut QuietCache {
+        let c = cache.get_or_insert_with(|| f.cache());
+        self.quiet.advance(f, c, self.text.as_bytes(), self.base);
+        c
+    }
 }
 
 /// An event held whole: it carries the text at absolute offsets `from..to` and nothing else.
@@ -646,8 +660,7 @@ impl StreamGuard {
         let (Some(f), Some(st)) = (&self.plan.quiet, self.texts.get_mut(&pos)) else {
             return false;
         };
-        let c = self.quiet_cache.get_or_insert_with(|| f.cache());
-        st.quiet.advance(f, c, st.text.as_bytes(), st.base);
+        st.feed_quiet(f, &mut self.quiet_cache);
         let end = st.base + st.text.len();
         let from = end - len;
         let Some(quiet) = st.quiet.quiet_point(st.released) else {
@@ -685,8 +698,7 @@ impl StreamGuard {
         // Held events that reach the end of a text clean to its end go out as received.
         if let (Some(f), Some(st)) = (&self.plan.quiet, self.texts.get_mut(&pos)) {
             if !st.held.is_empty() {
-                let c = self.quiet_cache.get_or_insert_with(|| f.cache());
-                st.quiet.advance(f, c, st.text.as_bytes(), st.base);
+                let c = st.feed_quiet(f, &mut self.quiet_cache);
                 let end = st.base + st.text.len();
                 let chained = st.held.first().is_some_and(|h| h.from == st.released)
                     && st.held.windows(2).all(|w| w[0].to == w[1].from)
@@ -752,8 +764,7 @@ impl StreamGuard {
         }
         // Where no rule can match, release without scanning (see `guard::quiet`).
         if let Some(f) = &self.plan.quiet {
-            let c = self.quiet_cache.get_or_insert_with(|| f.cache());
-            st.quiet.advance(f, c, st.text.as_bytes(), st.base);
+            let c = st.feed_quiet(f, &mut self.quiet_cache);
             let to = if final_ {
                 st.quiet.clear_to_end(f, c, st.released).then_some(len_abs)
             } else {
