@@ -50,9 +50,20 @@ pub struct Evidence {
 impl Evidence {
     /// Evidence with the seed defaults and the given id and time.
     pub fn new(event_id: String, recorded_at: String) -> Evidence {
+        Evidence::with_origin(event_id, recorded_at, "manual_post", "answered")
+    }
+
+    /// Evidence with the seed defaults but the given origin and final status (no default
+    /// string allocated only to be replaced).
+    fn with_origin(
+        event_id: String,
+        recorded_at: String,
+        record_origin: &str,
+        final_status: &str,
+    ) -> Evidence {
         Evidence {
             schema_version: "v1".into(),
-            record_origin: "manual_post".into(),
+            record_origin: record_origin.into(),
             project_id: None,
             application_id: None,
             event_id,
@@ -68,7 +79,7 @@ impl Evidence {
             guard_flags: Vec::new(),
             confidence_signals: Map::new(),
             operator_action: None,
-            final_status: "answered".into(),
+            final_status: final_status.into(),
             metadata: Map::new(),
         }
     }
@@ -89,6 +100,9 @@ pub struct Event {
     pub fresh_id: bool,
 }
 
+/// Room reserved in a proxy event's `data` (an `ai.response` sets up to 13 members).
+const PROXY_DATA_MEMBERS: usize = 16;
+
 /// A text cut to at most `max_chars` characters (an ellipsis marks the cut).
 pub fn summary(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
@@ -107,41 +121,45 @@ impl Event {
     /// `recorded_at` now, `record_origin` `proxy`, `final_status` from the type
     /// (`requested`, `answered`, `error`, ...).
     pub fn new(kind: &str, workspace: impl Into<String>, request_id: impl Into<String>) -> Event {
-        let mut evidence = Evidence::new(
-            uuid::Uuid::now_v7().to_string(),
-            Timestamp::now().to_rfc3339(),
-        );
-        evidence.record_origin = "proxy".into();
-        evidence.final_status = match kind {
+        let final_status = match kind {
             kind::AI_REQUEST => "requested",
             kind::AI_RESPONSE => "answered",
             kind::AI_ERROR => "error",
             kind::POLICY_VIOLATION => "violation",
             kind::FAILOVER_ATTEMPT => "failover",
             _ => "recorded",
-        }
-        .into();
+        };
+        let evidence = Evidence::with_origin(
+            uuid::Uuid::now_v7().to_string(),
+            Timestamp::now().to_rfc3339(),
+            "proxy",
+            final_status,
+        );
         Event {
             kind: kind.into(),
             workspace: workspace.into(),
             request_id: Some(request_id.into()),
             evidence,
-            data: Map::new(),
+            // A proxy event's `data` holds up to about a dozen members: sized once.
+            data: Map::with_capacity(PROXY_DATA_MEMBERS),
             fresh_id: true,
         }
     }
 
     /// Set a type-specific value in `data`.
+    #[inline]
     pub fn set(mut self, key: &str, value: impl Into<Value>) -> Event {
         self.data.insert(key.into(), value.into());
         self
     }
+    #[inline]
     pub fn event_id(mut self, id: impl Into<String>) -> Event {
         self.evidence.event_id = id.into();
         self.fresh_id = false;
         self
     }
     /// Route id: `route_path` evidence field.
+    #[inline]
     pub fn route(mut self, route: &str) -> Event {
         self.evidence.route_path = Some(route.into());
         self
@@ -149,10 +167,12 @@ impl Event {
     pub fn endpoint(self, endpoint: &str) -> Event {
         self.set("endpoint", endpoint)
     }
+    #[inline]
     pub fn provider(mut self, provider: &str) -> Event {
         self.evidence.provider = Some(provider.into());
         self
     }
+    #[inline]
     pub fn model(mut self, model: &str) -> Event {
         self.evidence.model = Some(model.into());
         self
@@ -174,11 +194,13 @@ impl Event {
     }
     /// `allow` / `deny` / `redact` / `monitor`: stored in `data.decision` and as
     /// `operator_action`.
+    #[inline]
     pub fn decision(mut self, decision: &str) -> Event {
         self.evidence.operator_action = Some(decision.into());
         self.set("decision", decision)
     }
     /// Violations (never contain matched values); their rule ids become `guard_flags`.
+    #[inline]
     pub fn violations(mut self, violations: &[crate::guard::Violation]) -> Event {
         for v in violations {
             let id = v.rule_id.to_string();
@@ -190,40 +212,49 @@ impl Event {
         self.set("violations", list)
     }
     /// Redacted input text, cut to `max_chars` (`[store] content_summary_chars`).
+    #[inline]
     pub fn input_summary(mut self, redacted: &str, max_chars: usize) -> Event {
         self.evidence.input_summary = Some(summary(redacted, max_chars));
         self
     }
     /// Redacted output text, cut to `max_chars`.
+    #[inline]
     pub fn output_summary(mut self, redacted: &str, max_chars: usize) -> Event {
         self.evidence.output_summary = Some(summary(redacted, max_chars));
         self
     }
     /// Endpoints tried in order; `fallback_used` when more than one.
+    #[inline]
     pub fn failover_path(mut self, endpoints: &[&str]) -> Event {
         self.evidence.fallback_used = endpoints.len() > 1;
         self.set("failover_path", endpoints.to_vec())
     }
+    #[inline]
     pub fn final_status(mut self, status: &str) -> Event {
         self.evidence.final_status = status.into();
         self
     }
+    #[inline]
     pub fn guard_flag(mut self, flag: &str) -> Event {
         self.evidence.guard_flags.push(flag.into());
         self
     }
+    #[inline]
     pub fn session_id(mut self, id: &str) -> Event {
         self.evidence.session_id = Some(id.into());
         self
     }
+    #[inline]
     pub fn project_id(mut self, id: &str) -> Event {
         self.evidence.project_id = Some(id.into());
         self
     }
+    #[inline]
     pub fn application_id(mut self, id: &str) -> Event {
         self.evidence.application_id = Some(id.into());
         self
     }
+    #[inline]
     pub fn user_ref(mut self, id: &str) -> Event {
         self.evidence.user_ref = Some(id.into());
         self

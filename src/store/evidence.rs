@@ -54,16 +54,23 @@ pub fn tagged_hex(digest: &[u8]) -> String {
 }
 
 /// Append `s` with the canonical-string escapes (`\\` `\n` `\r`, and `,` when `comma`).
+/// Runs without an escape are copied whole (every escaped character is ASCII, so a cut
+/// before or after one is a char boundary).
 fn escape_into(out: &mut String, s: &str, comma: bool) {
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            ',' if comma => out.push_str("\\,"),
-            c => out.push(c),
-        }
+    let mut start = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let esc = match b {
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b',' if comma => "\\,",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        out.push_str(esc);
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
 }
 
 /// The normalized canonical string that `evidence_hash` is the SHA-256 of.
@@ -179,13 +186,47 @@ pub fn canonical_object(m: &serde_json::Map<String, Value>, skip: &[&str], out: 
 
 /// A JSON string literal, escaped exactly as serde_json does (`"` `\\` and control
 /// characters; `\b \f \n \r \t` short forms, else `\u00xx` lowercase; nothing else).
+/// Length of the longest prefix of `b` with nothing to escape in a JSON string (no `"`,
+/// `\\` or control byte), eight bytes per step.
+fn clean_prefix(b: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte of `x` is zero exactly when its high bit is set in `zero(x)` (the borrow can
+    // only mark bytes above a true zero byte, and the first such byte is the one found).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w);
+        // Bytes below 0x20: (x & 0xE0…) has a zero byte there.
+        let hit = zero(x & 0xE0E0_E0E0_E0E0_E0E0)
+            | zero(x ^ (ONES * u64::from(b'"')))
+            | zero(x ^ (ONES * u64::from(b'\\')));
+        if hit != 0 {
+            return i + (hit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && !matches!(b[i], b'"' | b'\\' | 0..=0x1f) {
+        i += 1;
+    }
+    i
+}
+
 pub fn push_json_str(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.reserve(s.len() + 2);
     out.push('"');
     let bytes = s.as_bytes();
+    let clean = clean_prefix(bytes);
+    if clean == bytes.len() {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, &b) in bytes.iter().enumerate().skip(clean) {
         let short = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",

@@ -86,23 +86,6 @@ impl Prepared {
             final_status,
             metadata,
         } = evidence;
-        let mut indexed = Vec::with_capacity(INDEXED.len());
-        for (name, byte) in INDEXED {
-            let v = match name {
-                "request_id" => request_id.as_deref(),
-                "session_id" => session_id.as_deref(),
-                "project_id" => project_id.as_deref(),
-                "application_id" => application_id.as_deref(),
-                "route_path" => route_path.as_deref(),
-                "record_origin" => Some(record_origin.as_str()),
-                "final_status" => Some(final_status.as_str()),
-                "type" => Some(kind.as_str()),
-                _ => None,
-            };
-            if let Some(v) = v {
-                indexed.push((byte, v.to_string()));
-            }
-        }
         let recorded_micros = Timestamp::parse(&recorded_at).map(|t| t.micros());
 
         // Keys in code-point order (the record's key set is fixed).
@@ -198,6 +181,27 @@ impl Prepared {
         key(&mut o, "workspace");
         push_json_str(&mut o, &workspace);
         o.push('}');
+        // The indexed values are moved in, now that the canonical form is written.
+        let mut indexed = Vec::with_capacity(INDEXED.len());
+        let mut fields = [
+            ("request_id", request_id),
+            ("session_id", session_id),
+            ("project_id", project_id),
+            ("application_id", application_id),
+            ("route_path", route_path),
+            ("record_origin", Some(record_origin)),
+            ("final_status", Some(final_status)),
+            ("type", Some(kind)),
+        ];
+        for (name, byte) in INDEXED {
+            if let Some(v) = fields
+                .iter_mut()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, v)| v.take())
+            {
+                indexed.push((byte, v));
+            }
+        }
         Prepared {
             workspace,
             event_id,
