@@ -261,3 +261,110 @@ async fn deny_mid_stream_ends_cleanly_in_each_format() {
     assert!(!r.text().to_lowercase().contains("bluebird"));
     p.shutdown().await;
 }
+
+/// The `data` JSON of every event of an SSE body.
+fn sse_events(body: &str) -> Vec<serde_json::Value> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect()
+}
+
+/// Anthropic extended thinking is model output: a value in a `thinking` block is redacted
+/// like one in the answer (streamed, split across deltas, and not streamed), the block keeps
+/// its signature, the held-back thinking text goes out before the signature, and a deny
+/// rule matching in thinking ends the stream cleanly.
+#[tokio::test]
+async fn anthropic_thinking_is_guarded_like_the_answer() {
+    let m = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let p = start(&guarded(&m.url(), &shipped_policies())).await;
+    let thinking = "The user is maria.rossi@example.org; her card is 4111 1111 1111 1111.";
+    let url = format!("http://{}/v1/messages", p.data_addr);
+    let body = json!({"model": "m", "stream": true, "max_tokens": 100,
+                      "thinking": {"type": "enabled", "budget_tokens": 1024},
+                      "messages": [{"role": "user", "content": "x"}]});
+    for chunk in ["1", "3", "7"] {
+        let s = post_streamed(
+            &url,
+            &[
+                ("x-mock-thinking", thinking),
+                ("x-mock-reply", "Done."),
+                ("x-mock-chunk-size", chunk),
+            ],
+            &body,
+        )
+        .await;
+        assert_eq!(s.status, 200);
+        let text = String::from_utf8_lossy(&s.body()).into_owned();
+        assert!(!text.contains("maria.rossi"), "chunk {chunk}: {text}");
+        assert!(!text.contains("1111 1111 1111"), "chunk {chunk}: {text}");
+        let events = sse_events(&text);
+        let mut shown = String::new();
+        let mut answer = String::new();
+        let mut signature_at = None;
+        let mut last_thinking_at = 0;
+        for (i, e) in events.iter().enumerate() {
+            let d = &e["delta"];
+            match d["type"].as_str() {
+                Some("thinking_delta") => {
+                    shown.push_str(d["thinking"].as_str().unwrap());
+                    last_thinking_at = i;
+                }
+                Some("signature_delta") => signature_at = Some(i),
+                Some("text_delta") => answer.push_str(d["text"].as_str().unwrap()),
+                _ => {}
+            }
+        }
+        assert!(shown.contains("[EMAIL_1]"), "chunk {chunk}: {shown}");
+        assert!(shown.starts_with("The user is "), "{shown}");
+        assert!(shown.ends_with('.'), "{shown}");
+        let signature_at = signature_at.expect("the signature is relayed");
+        assert!(last_thinking_at < signature_at, "chunk {chunk}: {text}");
+        assert_eq!(answer, "Done.");
+    }
+
+    // Not streamed: the thinking block's text is redacted, its signature kept.
+    let r = post(
+        &url,
+        &[("x-mock-thinking", thinking), ("x-mock-reply", "Done.")],
+        &json!({"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    let block = &v["content"][0];
+    assert_eq!(block["type"], "thinking");
+    let t = block["thinking"].as_str().unwrap();
+    assert!(!t.contains("maria.rossi") && t.contains("[EMAIL_1]"), "{t}");
+    assert!(block["signature"].as_str().unwrap().starts_with("EqMock"));
+    assert_eq!(v["content"][1]["text"], "Done.");
+    p.shutdown().await;
+
+    // A deny rule that matches only in thinking ends the stream in Anthropic's format.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("out.toml"),
+        "[policy]\nid = \"out\"\n[[rules]]\nid = \"codename\"\nkeywords = [\"project bluebird\"]\ndirection = \"response\"\naction = \"deny\"\n",
+    )
+    .unwrap();
+    let p = start(&guarded(&m.url(), &dir.path().display().to_string())).await;
+    let url = format!("http://{}/v1/messages", p.data_addr);
+    let s = post_streamed(
+        &url,
+        &[
+            (
+                "x-mock-thinking",
+                "Recall Project Bluebird before answering.",
+            ),
+            ("x-mock-reply", "Done."),
+            ("x-mock-chunk-size", "2"),
+        ],
+        &body,
+    )
+    .await;
+    let text = String::from_utf8_lossy(&s.body()).into_owned();
+    assert!(!text.to_lowercase().contains("bluebird"), "{text}");
+    assert!(text.contains("\"stop_reason\":\"refusal\""), "{text}");
+    assert!(text.contains("message_stop"), "{text}");
+    p.shutdown().await;
+}

@@ -129,7 +129,7 @@ impl Locations {
             | SegmentKind::EmbeddingInput
             | SegmentKind::Prompt
             | SegmentKind::Other => Locations::USER,
-            SegmentKind::Assistant => Locations::ASSISTANT,
+            SegmentKind::Assistant | SegmentKind::Reasoning => Locations::ASSISTANT,
             SegmentKind::ToolCallName | SegmentKind::ToolCallArguments => Locations::TOOL_ARGUMENTS,
             SegmentKind::ToolResult => Locations::TOOL_RESULTS,
         }

@@ -54,6 +54,15 @@ pub fn messages(req: &Value, ctl: &Controls, seq: u64) -> Response<MockBody> {
     });
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
 
+    // The thinking block's signature: opaque to clients (the API checks it when the block is
+    // sent back); here a digest-like string derived from the text.
+    let signature = ctl.thinking.as_ref().map(|t| {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in t.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("EqMock{h:016x}")
+    });
     if !stream {
         let block = match &reply {
             Reply::Text(t) => json!({"type": "text", "text": t}),
@@ -62,9 +71,14 @@ pub fn messages(req: &Value, ctl: &Controls, seq: u64) -> Response<MockBody> {
                 json!({"type": "tool_use", "id": tool_id, "name": name, "input": input})
             }
         };
+        let mut content = Vec::new();
+        if let (Some(t), Some(sig)) = (&ctl.thinking, &signature) {
+            content.push(json!({"type": "thinking", "thinking": t, "signature": sig}));
+        }
+        content.push(block);
         let body = json!({
             "id": id, "type": "message", "role": "assistant", "model": model,
-            "content": [block], "stop_reason": stop_reason, "stop_sequence": null,
+            "content": content, "stop_reason": stop_reason, "stop_sequence": null,
             "usage": usage,
         });
         return json_response(http::StatusCode::OK, body.to_string().into());
@@ -85,27 +99,40 @@ pub fn messages(req: &Value, ctl: &Controls, seq: u64) -> Response<MockBody> {
         "usage": {"input_tokens": input_tokens, "output_tokens": 1,
                   "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
     }}));
+    let mut index = 0;
+    if let (Some(t), Some(sig)) = (&ctl.thinking, &signature) {
+        push(json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "thinking", "thinking": "", "signature": ""}}));
+        for piece in chunks(t, ctl.chunk_size) {
+            push(json!({"type": "content_block_delta", "index": 0,
+                        "delta": {"type": "thinking_delta", "thinking": piece}}));
+        }
+        push(json!({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "signature_delta", "signature": sig}}));
+        push(json!({"type": "content_block_stop", "index": 0}));
+        index = 1;
+    }
     match &reply {
         Reply::Text(t) => {
-            push(json!({"type": "content_block_start", "index": 0,
+            push(json!({"type": "content_block_start", "index": index,
                         "content_block": {"type": "text", "text": ""}}));
             push(json!({"type": "ping"}));
             for piece in chunks(t, ctl.chunk_size) {
-                push(json!({"type": "content_block_delta", "index": 0,
+                push(json!({"type": "content_block_delta", "index": index,
                             "delta": {"type": "text_delta", "text": piece}}));
             }
         }
         Reply::Tool { name, arguments } => {
-            push(json!({"type": "content_block_start", "index": 0,
+            push(json!({"type": "content_block_start", "index": index,
                         "content_block": {"type": "tool_use", "id": tool_id, "name": name, "input": {}}}));
             push(json!({"type": "ping"}));
             for piece in chunks(arguments, ctl.chunk_size) {
-                push(json!({"type": "content_block_delta", "index": 0,
+                push(json!({"type": "content_block_delta", "index": index,
                             "delta": {"type": "input_json_delta", "partial_json": piece}}));
             }
         }
     }
-    push(json!({"type": "content_block_stop", "index": 0}));
+    push(json!({"type": "content_block_stop", "index": index}));
     push(json!({"type": "message_delta",
                 "delta": {"stop_reason": stop_reason, "stop_sequence": null},
                 "usage": {"output_tokens": output_tokens}}));

@@ -15,6 +15,7 @@
 //! | `x-mock-reply: <text>` | the assistant's reply text (default `You said: <last user text>`) |
 //! | `x-mock-chunk-size: N` | characters per streamed text/argument delta (default 4) |
 //! | `x-mock-tool-call: NAME` | answer with a call of tool NAME even without `weather` in the prompt |
+//! | `x-mock-thinking: <text>` | Anthropic: a `thinking` block with that text (and a `signature`) before the answer |
 //! | `x-mock-fault: hang` | never send a response head (until the client gives up) |
 //! | `x-mock-fault: reset` | close the connection without a response (reset before the head) |
 //! | `x-mock-fault: cut` | a streamed answer stops after `x-mock-cut-after` events (default 2) with a broken connection |
@@ -48,6 +49,8 @@ pub const REPLY: &str = "x-mock-reply";
 pub const CHUNK_SIZE: &str = "x-mock-chunk-size";
 /// Header: force a tool call with this tool name.
 pub const TOOL_CALL: &str = "x-mock-tool-call";
+/// Header: Anthropic extended thinking text shown before the answer.
+pub const THINKING: &str = "x-mock-thinking";
 
 /// Header: inject a connection-level fault (`hang`, `reset`, `cut`, `error-first`).
 pub const FAULT: &str = "x-mock-fault";
@@ -104,6 +107,8 @@ pub struct Controls {
     pub chunk_size: usize,
     /// Forced tool call name.
     pub tool_call: Option<String>,
+    /// Anthropic thinking text.
+    pub thinking: Option<String>,
     /// Connection-level fault.
     pub fault: Option<Fault>,
 }
@@ -118,6 +123,7 @@ impl Default for Controls {
             reply: None,
             chunk_size: DEFAULT_CHUNK_SIZE,
             tool_call: None,
+            thinking: None,
             fault: None,
         }
     }
@@ -143,6 +149,7 @@ impl Controls {
             c.chunk_size = usize::try_from(n).unwrap_or(DEFAULT_CHUNK_SIZE).max(1);
         }
         c.tool_call = text(headers, TOOL_CALL).filter(|s| !s.is_empty());
+        c.thinking = text(headers, THINKING).filter(|s| !s.is_empty());
         let cut_after = number(headers, CUT_AFTER)
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(DEFAULT_CUT_AFTER);

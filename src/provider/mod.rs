@@ -101,6 +101,10 @@ pub enum SegmentKind {
     User,
     /// Model output, or assistant turns in a request history (incl. refusals).
     Assistant,
+    /// The model's reasoning shown in an answer: Anthropic `thinking` blocks, Responses
+    /// reasoning summaries. Guarded as model output ([`SegmentKind::Assistant`]'s rules),
+    /// kept out of the recorded output summary.
+    Reasoning,
     /// OpenAI `developer` role.
     Developer,
     /// The name of a called tool.

@@ -258,7 +258,7 @@ pub(crate) fn responses_item(
                 push_content(
                     segs,
                     texts,
-                    SegmentKind::Assistant,
+                    SegmentKind::Reasoning,
                     Some("assistant"),
                     (None, None),
                 );
@@ -330,19 +330,24 @@ fn anthropic(root: &Map<String, Value>, segs: &mut Vec<Segment>) -> Result<(), N
             role,
             &mut names,
             segs,
+            false,
         )?;
     }
     Ok(())
 }
 
 /// Anthropic content (request message content or response `content`): a string or
-/// blocks `text`, `tool_use` (name + serialized `input` object), `tool_result`.
+/// blocks `text`, `tool_use` (name + serialized `input` object), `tool_result`, and with
+/// `thinking` (an answer) the `thinking` blocks' text. A request's history carries thinking
+/// blocks back signed: any change there makes the API refuse the request, so they are not
+/// segments of a request (they were guarded as the answer that produced them).
 pub(crate) fn anthropic_content(
     v: Option<&Value>,
     base: &[PathElem],
     role: Option<&str>,
     names: &mut HashMap<String, String>,
     segs: &mut Vec<Segment>,
+    thinking: bool,
 ) -> Result<(), NormalizeError> {
     let kind = SegmentKind::from_role(role.unwrap_or_default());
     let blocks = match v {
@@ -361,6 +366,14 @@ pub(crate) fn anthropic_content(
             "text" => {
                 if let Some(t) = opt_string(bo, "text", &bbase)? {
                     segs.push(Segment::new(kind, t, at(&bbase, &[key("text")])).role(role));
+                }
+            }
+            "thinking" if thinking => {
+                if let Some(t) = opt_string(bo, "thinking", &bbase)? {
+                    segs.push(
+                        Segment::new(SegmentKind::Reasoning, t, at(&bbase, &[key("thinking")]))
+                            .role(role),
+                    );
                 }
             }
             "tool_use" => {

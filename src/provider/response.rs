@@ -314,6 +314,7 @@ fn anthropic(
         role,
         &mut names,
         &mut view.segments,
+        true,
     )?;
     let depth = cbase.len();
     collect_calls(view, first, |s| match s.path.get(depth) {

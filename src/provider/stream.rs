@@ -58,6 +58,9 @@ pub enum StreamItem {
         text: String,
         /// Location of the fragment in the event's data JSON.
         path: Vec<PathElem>,
+        /// The model's reasoning (Anthropic `thinking`, Responses reasoning text and
+        /// summaries): guarded like the answer, not part of the answer's text.
+        reasoning: bool,
     },
     /// A fragment of a tool call (the first one usually carries only id and name).
     ToolCallDelta {
@@ -293,11 +296,14 @@ impl StreamNormalizer {
                     self.meta_once(r, out);
                 }
             }
-            "response.output_text.delta"
-            | "response.refusal.delta"
-            | "response.reasoning_text.delta" => {
+            "response.output_text.delta" | "response.refusal.delta" => {
                 if let Some(t) = opt_string(o, "delta", &[])? {
                     out.push(text_delta(pos, t, vec![key("delta")]));
+                }
+            }
+            "response.reasoning_text.delta" => {
+                if let Some(t) = opt_string(o, "delta", &[])? {
+                    out.push(reasoning_delta(pos, t, vec![key("delta")]));
                 }
             }
             "response.reasoning_summary_text.delta" => {
@@ -308,7 +314,7 @@ impl StreamNormalizer {
                     ..pos
                 };
                 if let Some(t) = opt_string(o, "delta", &[])? {
-                    out.push(text_delta(pos, t, vec![key("delta")]));
+                    out.push(reasoning_delta(pos, t, vec![key("delta")]));
                 }
             }
             "response.function_call_arguments.delta" | "response.custom_tool_call_input.delta" => {
@@ -361,14 +367,17 @@ impl StreamNormalizer {
                     } else {
                         "text"
                     };
+                    let kind = if ty.starts_with("response.reasoning")
+                        || meta(po, "type") == Some("reasoning_text")
+                    {
+                        SegmentKind::Reasoning
+                    } else {
+                        SegmentKind::Assistant
+                    };
                     if let Some(t) = opt_string(po, field, &pbase)? {
                         full_text(
-                            vec![Segment::new(
-                                SegmentKind::Assistant,
-                                t,
-                                at(&pbase, &[key(field)]),
-                            )
-                            .role(Some("assistant"))],
+                            vec![Segment::new(kind, t, at(&pbase, &[key(field)]))
+                                .role(Some("assistant"))],
                             out,
                         );
                     }
@@ -383,10 +392,14 @@ impl StreamNormalizer {
                 } else {
                     "text"
                 };
+                let kind = if ty.starts_with("response.reasoning") {
+                    SegmentKind::Reasoning
+                } else {
+                    SegmentKind::Assistant
+                };
                 if let Some(t) = opt_string(o, field, &[])? {
                     full_text(
-                        vec![Segment::new(SegmentKind::Assistant, t, vec![key(field)])
-                            .role(Some("assistant"))],
+                        vec![Segment::new(kind, t, vec![key(field)]).role(Some("assistant"))],
                         out,
                     );
                 }
@@ -465,6 +478,12 @@ impl StreamNormalizer {
                             out.push(text_delta(pos, t, at(&bbase, &[key("text")])));
                         }
                     }
+                    "thinking" => {
+                        let t = opt_string(bo, "thinking", &bbase)?.filter(|t| !t.is_empty());
+                        if let Some(t) = t {
+                            out.push(reasoning_delta(pos, t, at(&bbase, &[key("thinking")])));
+                        }
+                    }
                     "tool_use" => {
                         let (id, name) =
                             self.tool(pos, meta(bo, "id"), opt_string(bo, "name", &bbase)?);
@@ -502,6 +521,14 @@ impl StreamNormalizer {
                             out.push(text_delta(pos, t, at(&dbase, &[key("text")])));
                         }
                     }
+                    "thinking_delta" => {
+                        if let Some(t) = opt_string(d, "thinking", &dbase)? {
+                            out.push(reasoning_delta(pos, t, at(&dbase, &[key("thinking")])));
+                        }
+                    }
+                    // The block's signature comes after its last thinking delta: text held
+                    // back goes out first, as it would at the block's end.
+                    "signature_delta" => out.push(StreamItem::BlockDone { pos }),
                     "input_json_delta" => {
                         let (id, name) = self.tool(pos, None, None);
                         let frag = opt_string(d, "partial_json", &dbase)?;
@@ -585,6 +612,17 @@ pub(super) fn text_delta(pos: StreamPos, text: &str, path: Vec<PathElem>) -> Str
         pos,
         text: text.to_owned(),
         path,
+        reasoning: false,
+    }
+}
+
+/// A [`StreamItem::TextDelta`] of the model's reasoning.
+fn reasoning_delta(pos: StreamPos, text: &str, path: Vec<PathElem>) -> StreamItem {
+    StreamItem::TextDelta {
+        pos,
+        text: text.to_owned(),
+        path,
+        reasoning: true,
     }
 }
 

@@ -615,7 +615,7 @@ fn responses_response_view() {
         brief(&v.segments),
         vec![
             (
-                Assistant,
+                Reasoning,
                 "output[0].summary[0].text".into(),
                 "thinking".into()
             ),
@@ -665,7 +665,10 @@ fn anthropic_response_view() {
         "usage": {"input_tokens": 2095, "output_tokens": 503, "cache_creation_input_tokens": 10, "cache_read_input_tokens": 20}
     });
     let v = check_response(ApiFormat::AnthropicMessages, &body);
-    assert_eq!(v.segments.len(), 3);
+    assert_eq!(v.segments.len(), 4);
+    assert_eq!(v.segments[0].kind, SegmentKind::Reasoning);
+    assert_eq!(v.segments[0].text, "hmm");
+    assert_eq!(path_to_string(&v.segments[0].path), "content[0].thinking");
     assert_eq!(v.finish[0].reason.as_deref(), Some("tool_use"));
     let u = v.usage.unwrap();
     assert_eq!(u.cache_creation_input_tokens, Some(10));
@@ -898,7 +901,8 @@ fn chat_stream_error_and_legacy_completions() {
             part: 0
         },
         text: "Hel".into(),
-        path: vec![k("choices"), i(0), k("text")]
+        path: vec![k("choices"), i(0), k("text")],
+        reasoning: false,
     }));
 }
 

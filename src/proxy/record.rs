@@ -500,7 +500,12 @@ impl Answer {
             for item in items {
                 match item {
                     StreamItem::Meta { model, .. } if a.model.is_none() => a.model = model,
-                    StreamItem::TextDelta { pos, text, .. } if pos.choice == 0 => {
+                    StreamItem::TextDelta {
+                        pos,
+                        text,
+                        reasoning: false,
+                        ..
+                    } if pos.choice == 0 => {
                         a.text.push_str(&text);
                     }
                     StreamItem::ToolCallDelta {

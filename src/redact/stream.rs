@@ -478,7 +478,9 @@ impl StreamGuard {
         let mut summaries = Vec::new();
         for item in items {
             match item {
-                StreamItem::TextDelta { pos, text, path } if self.guard_text => {
+                StreamItem::TextDelta {
+                    pos, text, path, ..
+                } if self.guard_text => {
                     let st = self.texts.entry(pos).or_default();
                     st.text.push_str(&text);
                     st.template = Some((ev.clone(), Arc::from(path.as_slice())));

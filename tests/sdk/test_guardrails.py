@@ -79,6 +79,37 @@ def test_anthropic_stream_never_carries_split_pii(claude):
     assert final.content[0].text == text
 
 
+def test_anthropic_thinking_never_carries_split_pii(claude):
+    """Extended thinking is model output: the SDK's thinking block is redacted, keeps its
+    signature, and the answer block is intact."""
+    with claude.messages.stream(
+        model=CLAUDE,
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=user("hi"),
+        extra_headers={"x-mock-thinking": REPLY, "x-mock-reply": "All done.", "x-mock-chunk-size": "3"},
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_message()
+    shown = "".join(e.delta.thinking for e in events if e.type == "content_block_delta" and e.delta.type == "thinking_delta")
+    assert EMAIL not in shown and CARD not in shown, shown
+    assert "[EMAIL_1]" in shown
+    thinking = final.content[0]
+    assert thinking.type == "thinking"
+    assert thinking.thinking == shown
+    assert thinking.signature.startswith("EqMock")
+    assert final.content[1].text == "All done."
+    plain = claude.messages.create(
+        model=CLAUDE,
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=user("hi"),
+        extra_headers={"x-mock-thinking": REPLY, "x-mock-reply": "All done."},
+    )
+    assert plain.content[0].type == "thinking"
+    assert EMAIL not in plain.content[0].thinking and "[EMAIL_1]" in plain.content[0].thinking
+
+
 def test_responses_stream_never_carries_split_pii(oai):
     events = list(
         oai.responses.create(
