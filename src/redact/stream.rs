@@ -1402,6 +1402,85 @@ action = "redact"
             prop_assert!(done);
         }
 
+        /// An Anthropic answer with a thinking block (ended by its signature) and a text
+        /// block, split anywhere: both come out as their non-streamed redaction, and no
+        /// thinking text follows the signature.
+        #[test]
+        fn anthropic_thinking_and_text_stream_like_their_whole_texts(
+            a in text_strategy(),
+            b in text_strategy(),
+            sizes in prop::collection::vec(1usize..12, 1..6),
+            feed in prop::collection::vec(1usize..64, 1..6),
+        ) {
+            let set = shipped();
+            let unnumbered = |t: &str| {
+                regex::Regex::new(r"\[([A-Z_]+)_\d+\]").unwrap().replace_all(t, "[$1]").to_string()
+            };
+            let ev = |v: serde_json::Value| format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap());
+            let mut sse = ev(json!({"type": "message_start", "message": {"id": "m", "type": "message",
+                "role": "assistant", "model": "c", "content": [], "stop_reason": null,
+                "usage": {"input_tokens": 1, "output_tokens": 1}}}));
+            for (i, (text, kind, field)) in [(&a, "thinking", "thinking_delta"), (&b, "text", "text_delta")]
+                .into_iter()
+                .enumerate()
+            {
+                let key = if kind == "thinking" { "thinking" } else { "text" };
+                sse.push_str(&ev(json!({"type": "content_block_start", "index": i,
+                    "content_block": {"type": kind, key: ""}})));
+                let (mut at, mut k) = (0, 0);
+                while at < text.len() {
+                    let mut e = (at + sizes[k % sizes.len()]).min(text.len());
+                    while !text.is_char_boundary(e) {
+                        e += 1;
+                    }
+                    sse.push_str(&ev(json!({"type": "content_block_delta", "index": i,
+                        "delta": {"type": field, key: &text[at..e]}})));
+                    at = e;
+                    k += 1;
+                }
+                if kind == "thinking" {
+                    sse.push_str(&ev(json!({"type": "content_block_delta", "index": i,
+                        "delta": {"type": "signature_delta", "signature": "sig"}})));
+                }
+                sse.push_str(&ev(json!({"type": "content_block_stop", "index": i})));
+            }
+            sse.push_str(&ev(json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                "usage": {"output_tokens": 9}})));
+            sse.push_str(&ev(json!({"type": "message_stop"})));
+            let app_ = app(&set);
+            let mut g = StreamGuard::new(set.clone(), app_, ApiFormat::AnthropicMessages, Redactor::new());
+            let bytes = sse.as_bytes();
+            let mut out = Vec::new();
+            let (mut at, mut k) = (0, 0);
+            while at < bytes.len() {
+                let e = (at + feed[k % feed.len()]).min(bytes.len());
+                out.extend(g.push(&bytes[at..e]));
+                at = e;
+                k += 1;
+            }
+            out.extend(g.finish());
+            let all: String = out.iter().map(|b| String::from_utf8_lossy(b)).collect();
+            let (mut thinking, mut answer, mut signed, mut after_signature) =
+                (String::new(), String::new(), false, false);
+            for data in all.lines().filter_map(|l| l.strip_prefix("data: ")) {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else { continue };
+                let d = &v["delta"];
+                match d["type"].as_str() {
+                    Some("thinking_delta") => {
+                        thinking.push_str(d["thinking"].as_str().unwrap_or_default());
+                        after_signature |= signed;
+                    }
+                    Some("signature_delta") => signed = true,
+                    Some("text_delta") => answer.push_str(d["text"].as_str().unwrap_or_default()),
+                    _ => {}
+                }
+            }
+            prop_assert!(signed);
+            prop_assert!(!after_signature, "{}", all);
+            prop_assert_eq!(unnumbered(&thinking), unnumbered(&whole(&set, &a).0));
+            prop_assert_eq!(unnumbered(&answer), unnumbered(&whole(&set, &b).0));
+        }
+
         /// Two choices streamed interleaved (each held, released and flushed on its own):
         /// each choice's text comes out as its non-streamed redaction (placeholder numbers
         /// aside: the two share the request's numbering).
