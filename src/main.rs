@@ -74,6 +74,10 @@ enum Command {
     Eval {
         /// Directory with pii/, secrets/, injection/.
         dir: PathBuf,
+        /// Score the detectors a policy directory uses (e.g. the shipped `policies/`)
+        /// instead of every built-in detector.
+        #[arg(long)]
+        policies: Option<PathBuf>,
     },
 }
 
@@ -90,7 +94,7 @@ fn main() -> ExitCode {
             model,
         } => scan(&policies, &direction, &route, model.as_deref()),
         Command::Verify { data, json } => verify(&data, json),
-        Command::Eval { dir } => match parapet::eval::run(&dir)
+        Command::Eval { dir, policies } => match eval(&dir, policies.as_deref())
             .and_then(|report| Ok((report, parapet::eval::stream_check(&dir)?)))
         {
             Ok((report, streaming)) => {
@@ -103,6 +107,28 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// The evaluation of every built-in detector, or of those a policy directory uses.
+fn eval(
+    dir: &std::path::Path,
+    policies: Option<&std::path::Path>,
+) -> Result<parapet::eval::EvalReport, parapet::eval::EvalError> {
+    let Some(pdir) = policies else {
+        return parapet::eval::run(dir);
+    };
+    let set =
+        parapet::guard::policy::load_dir(pdir, &|v| std::env::var(v).ok()).map_err(|errors| {
+            let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            parapet::eval::EvalError::Policies(all.join("; "))
+        })?;
+    match set.scanner() {
+        Some(scanner) => parapet::eval::run_with(scanner, dir),
+        None => Err(parapet::eval::EvalError::Policies(format!(
+            "{} has no rules to evaluate",
+            pdir.display()
+        ))),
     }
 }
 

@@ -514,6 +514,12 @@ impl PolicySet {
         }
     }
 
+    /// The snapshot's compiled scanner (every detector its rules use, each match labeled
+    /// with its type): what `parapet eval --policies DIR` scores. `None` without rules.
+    pub fn scanner(&self) -> Option<&Scanner> {
+        self.scanner.as_ref()
+    }
+
     /// An empty set (no policies): every call passes untouched.
     pub fn empty() -> PolicySet {
         PolicySet::new(None, Vec::new(), Vec::new(), "empty".into(), Vec::new())
