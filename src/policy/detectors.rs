@@ -236,9 +236,28 @@ const PHONE_AFTER: &[&str] = &[
 ];
 
 /// Bytes before a phone number searched for [`PHONE_BEFORE`] words, and after it for
-/// [`PHONE_AFTER`] words.
-const PHONE_BEFORE_BYTES: usize = 40;
+/// [`PHONE_AFTER`] words. The words label the number right before it (`Phone:`, `call me
+/// at`, `messages to`): a word further back (`contact support about order 12345678`, `call
+/// the function with 1000000 items`) is about something else.
+const PHONE_BEFORE_BYTES: usize = 16;
 const PHONE_AFTER_BYTES: usize = 16;
+
+/// Whether the text right before `s` is a phone label (`Phone:`, `Tel.`, `mobile -`).
+fn after_phone_label(text: &str, s: usize) -> bool {
+    const LABELS: &[&str] = &["phone", "tel", "mobile", "cell", "fax", "desk", "landline"];
+    let before = window_before(text, s, PHONE_BEFORE_BYTES)
+        .trim_end_matches([' ', ':', '.', '-', '#', '\t', '\n'])
+        .as_bytes();
+    LABELS.iter().any(|l| {
+        before.len() >= l.len()
+            && before[before.len() - l.len()..].eq_ignore_ascii_case(l.as_bytes())
+            && !before
+                .len()
+                .checked_sub(l.len() + 1)
+                .and_then(|i| before.get(i))
+                .is_some_and(u8::is_ascii_alphanumeric)
+    })
+}
 
 fn phone_context(text: &str, s: usize, e: usize) -> bool {
     let before = window_before(text, s, PHONE_BEFORE_BYTES);
@@ -304,6 +323,12 @@ fn check_phone_intl(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
 fn check_phone_context(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     let m = slice(text, s, e);
     if !digits_bounded(text, s, e) || !phone_shape_ok(m, 7) {
+        return None;
+    }
+    // A bare digit run shorter than a full national number (ids, counts, amounts) is a
+    // phone number only right after a label (`Phone: 5550132`); near a verb (`call`,
+    // `contact`) it is more often something else.
+    if m.len() < 10 && m.bytes().all(|b| b.is_ascii_digit()) && !after_phone_label(text, s) {
         return None;
     }
     // Four dotted groups of up to three digits look like an IPv4 address.
@@ -1142,6 +1167,40 @@ mod tests {
         let resolved = s.scan(t);
         for w in resolved.windows(2) {
             assert!(w[0].end <= w[1].start, "resolved matches overlap");
+        }
+    }
+
+    /// Numbers next to a phone word: labeled or addressed numbers are phones; a word
+    /// further back, or a short bare digit run after a verb, is about something else.
+    #[test]
+    fn phone_context_needs_the_word_next_to_the_number() {
+        let phones = |t: &str| {
+            scanner()
+                .scan(t)
+                .iter()
+                .filter(|m| &*m.kind == super::super::kinds::PHONE)
+                .map(|m| t[m.start..m.end].to_string())
+                .collect::<Vec<_>>()
+        };
+        for (t, want) in [
+            ("Phone: 0171 1234567", "0171 1234567"),
+            ("Ring 020 7946 0958 today", "020 7946 0958"),
+            ("Can someone call me on 9472 7916", "9472 7916"),
+            ("op receiving messages to 699 956 915", "699 956 915"),
+            ("Call 4155550132 now", "4155550132"),
+            ("Phone: 5550132", "5550132"),
+            ("Desk: 5403926876", "5403926876"),
+        ] {
+            assert_eq!(phones(t), vec![want.to_string()], "{t}");
+        }
+        for t in [
+            "Please contact support about order 12345678.",
+            "Contact us: ticket 2024112301",
+            "call the function 3 times with 1000000 items",
+            "call 5550132",
+            "Hotel 5550132",
+        ] {
+            assert!(phones(t).is_empty(), "{t}: {:?}", phones(t));
         }
     }
 
