@@ -886,7 +886,9 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
             kinds::EMAIL,
             pii,
             50,
-            r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}",
+            // An apostrophe only inside the local part (`o'reilly@`), so a quote before
+            // an address (`'ann@x.io'`) stays outside the match.
+            r"[A-Za-z0-9._%+\-]+(?:'[A-Za-z0-9._%+\-]+)*@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}",
             &["@"],
             check_email,
             Some(320),
@@ -1168,6 +1170,25 @@ mod tests {
         for w in resolved.windows(2) {
             assert!(w[0].end <= w[1].start, "resolved matches overlap");
         }
+    }
+
+    #[test]
+    fn emails_keep_apostrophes_inside_and_quotes_outside() {
+        let emails = |t: &str| {
+            scanner()
+                .scan(t)
+                .iter()
+                .filter(|m| &*m.kind == super::super::kinds::EMAIL)
+                .map(|m| t[m.start..m.end].to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            emails("mail john.o'reilly+tag@mail.co.uk now"),
+            vec!["john.o'reilly+tag@mail.co.uk"]
+        );
+        assert_eq!(emails("to='ann@x.io'"), vec!["ann@x.io"]);
+        assert_eq!(emails("{'email': 'ann@x.io'}"), vec!["ann@x.io"]);
+        assert_eq!(emails("it's ann@x.io"), vec!["ann@x.io"]);
     }
 
     /// Numbers next to a phone word: labeled or addressed numbers are phones; a word

@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 pub enum Style {
     /// `[EMAIL_1]`: typed, numbered per request; the same value gets the same number.
     Placeholder,
-    /// Every character but the last `keep_last` replaced by `ch` (length preserved).
+    /// Everything before the last `keep_last` letters or digits replaced by `ch`, separators
+    /// included (length preserved; `3056 9309 0259 04` → `************59 04`).
     Mask { keep_last: usize, ch: char },
     /// `[EMAIL:3f2a9c1b0d4e]`: the first 12 hex digits of SHA-256(salt || value).
     Hash { salt: Vec<u8> },
@@ -61,15 +62,21 @@ impl Redactor {
                 format!("[{label}_{n}]")
             }
             Style::Mask { keep_last, ch } => {
-                let count = value.chars().count();
-                let keep = (*keep_last).min(count);
-                let mut s = String::with_capacity(value.len());
-                for (i, c) in value.chars().enumerate() {
-                    if i + keep >= count {
-                        s.push(c);
-                    } else {
-                        s.push(*ch);
+                // Start of the shortest suffix holding `keep_last` letters or digits.
+                let mut keep_from = value.len();
+                let mut kept = 0;
+                for (i, c) in value.char_indices().rev() {
+                    if kept == *keep_last {
+                        break;
                     }
+                    keep_from = i;
+                    if c.is_alphanumeric() {
+                        kept += 1;
+                    }
+                }
+                let mut s = String::with_capacity(value.len());
+                for (i, c) in value.char_indices() {
+                    s.push(if i < keep_from { *ch } else { c });
                 }
                 s
             }
@@ -149,6 +156,20 @@ mod tests {
             "************1111"
         );
         assert_eq!(r.replacement("CC", "12", &m), "12");
+        // The last four digits are kept whatever the grouping.
+        assert_eq!(
+            r.replacement("CC", "3056 9309 0259 04", &m),
+            "************59 04"
+        );
+        assert_eq!(
+            r.replacement("CC", "4111-1111-1111-1111", &m),
+            "***************1111"
+        );
+        let none = Style::Mask {
+            keep_last: 0,
+            ch: '#',
+        };
+        assert_eq!(r.replacement("CC", "41 11", &none), "#####");
         let h = Style::Hash {
             salt: b"s".to_vec(),
         };
