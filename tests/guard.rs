@@ -368,3 +368,74 @@ async fn anthropic_thinking_is_guarded_like_the_answer() {
     assert!(text.contains("message_stop"), "{text}");
     p.shutdown().await;
 }
+
+/// Tool definitions are the developer's text, like a system prompt: a credential pasted in
+/// a tool's description is denied before the provider (chat, Responses, Anthropic), and
+/// personal data in a parameter's description reaches the provider redacted, the schema
+/// intact.
+#[tokio::test]
+async fn tool_definitions_are_guarded_like_the_system_prompt() {
+    let m = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let p = start(&guarded(&m.url(), &shipped_policies())).await;
+    let key = "ghp_R8x2LqT7vN4mK9pW3zY6bH1cJ5dF0gS2aE7u";
+    let desc = format!("Deploy the service. Use token {key} for the registry.");
+    let schema = json!({"type": "object", "properties": {"to": {"type": "string",
+        "description": "Escalations go to ops.lead@example.com"}}});
+    let cases = [
+        (
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                   "tools": [{"type": "function", "function": {"name": "deploy", "description": desc, "parameters": schema}}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "m", "input": "hi",
+                   "tools": [{"type": "function", "name": "deploy", "description": desc, "parameters": schema}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
+                   "tools": [{"name": "deploy", "description": desc, "input_schema": schema}]}),
+        ),
+    ];
+    for (path, body) in &cases {
+        let r = post(&format!("http://{}{path}", p.data_addr), &[], body).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert!(!r.text().contains(key), "{path}");
+        assert!(
+            r.text().contains("secrets/deny-in-request"),
+            "{path}: {}",
+            r.text()
+        );
+    }
+    assert!(
+        m.requests().is_empty(),
+        "a denied request reached the provider"
+    );
+
+    for (path, body) in cases {
+        let mut body = body;
+        let tool = &mut body["tools"][0];
+        if tool.get("function").is_some() {
+            tool["function"]["description"] = json!("Deploy the service.");
+        } else {
+            tool["description"] = json!("Deploy the service.");
+        }
+        let r = post(&format!("http://{}{path}", p.data_addr), &[], &body).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        let seen = m.requests().pop().unwrap();
+        let sent = seen.json().unwrap();
+        let t = &sent["tools"][0];
+        let schema = t
+            .get("input_schema")
+            .or_else(|| t.get("parameters"))
+            .or_else(|| t["function"].get("parameters"))
+            .unwrap();
+        assert_eq!(
+            schema["properties"]["to"]["description"], "Escalations go to [EMAIL_1]",
+            "{path}: {sent}"
+        );
+        assert_eq!(schema["properties"]["to"]["type"], "string");
+    }
+    p.shutdown().await;
+}

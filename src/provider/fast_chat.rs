@@ -313,6 +313,9 @@ struct ChatRequest<'a> {
     /// Read only so a non-boolean `stream` declines, as `parse_request` refuses it.
     #[serde(default, rename = "stream")]
     _stream: Option<bool>,
+    /// Tool definitions carry developer text (`parse_request` segments it): declines.
+    #[serde(default)]
+    tools: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -335,6 +338,9 @@ struct RequestMessage<'a> {
 /// for any other shape.
 pub fn chat_request_texts(body: &[u8]) -> Option<Vec<(SegmentKind, String)>> {
     let Obj(r) = serde_json::from_slice::<Obj<ChatRequest<'_>>>(body).ok()?;
+    if r.tools.is_some() {
+        return None;
+    }
     let mut out = Vec::new();
     for Obj(m) in r.messages.as_deref()? {
         if m.function_call.is_some() || m.tool_calls.as_ref().is_some_and(|t| !t.is_empty()) {

@@ -50,6 +50,12 @@ pub fn parse_request(format: ApiFormat, body: &Value) -> Result<RequestView, Nor
         }
         ApiFormat::AnthropicMessages => anthropic(root, &mut segs)?,
     }
+    if matches!(
+        format,
+        ApiFormat::OpenAiChat | ApiFormat::OpenAiResponses | ApiFormat::AnthropicMessages
+    ) {
+        tool_definitions(root, &mut segs);
+    }
     Ok(RequestView {
         format,
         model,
@@ -334,6 +340,66 @@ fn anthropic(root: &Map<String, Value>, segs: &mut Vec<Segment>) -> Result<(), N
         )?;
     }
     Ok(())
+}
+
+/// Deepest JSON Schema nesting searched for `description` texts in a tool definition.
+const SCHEMA_DEPTH: usize = 32;
+
+/// The developer's text in tool definitions, as system-prompt segments: each tool's
+/// `description` (chat: `tools[].function.description`; Responses and Anthropic:
+/// `tools[].description`) and every `description` string in its parameter schema
+/// (`function.parameters`, `parameters`, `input_schema`). Shapes the provider would refuse
+/// are skipped, not errors: the provider's own validation answers those.
+fn tool_definitions(root: &Map<String, Value>, segs: &mut Vec<Segment>) {
+    let Some(Value::Array(tools)) = root.get("tools") else {
+        return;
+    };
+    for (i, t) in tools.iter().enumerate() {
+        let Value::Object(to) = t else { continue };
+        let tbase = vec![key("tools"), PathElem::Index(i)];
+        let (def, dbase) = match to.get("function") {
+            Some(Value::Object(f)) => (f, at(&tbase, &[key("function")])),
+            _ => (to, tbase),
+        };
+        if let Some(Value::String(d)) = def.get("description") {
+            segs.push(Segment::new(
+                SegmentKind::System,
+                d,
+                at(&dbase, &[key("description")]),
+            ));
+        }
+        for field in ["parameters", "input_schema"] {
+            if let Some(schema) = def.get(field) {
+                schema_descriptions(schema, &at(&dbase, &[key(field)]), SCHEMA_DEPTH, segs);
+            }
+        }
+    }
+}
+
+/// Every `description` string member inside a JSON Schema value.
+fn schema_descriptions(v: &Value, base: &[PathElem], depth: usize, segs: &mut Vec<Segment>) {
+    if depth == 0 {
+        return;
+    }
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                let path = at(base, &[PathElem::Key(std::borrow::Cow::Owned(k.clone()))]);
+                match x {
+                    Value::String(d) if k == "description" => {
+                        segs.push(Segment::new(SegmentKind::System, d, path));
+                    }
+                    _ => schema_descriptions(x, &path, depth - 1, segs),
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (j, x) in a.iter().enumerate() {
+                schema_descriptions(x, &at(base, &[PathElem::Index(j)]), depth - 1, segs);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Anthropic content (request message content or response `content`): a string or

@@ -1400,3 +1400,46 @@ proptest! {
         prop_assert_eq!(items_for_chunks(format, &chunks), items_for_chunks(format, &[bytes]));
     }
 }
+
+#[test]
+fn tool_definitions_are_system_segments() {
+    let schema = json!({"type": "object", "properties": {
+        "to": {"type": "string", "description": "who"},
+        "opts": {"type": "array", "items": {"type": "object", "description": "one option"}}}});
+    let chat = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "function", "function": {"name": "f", "description": "does f", "parameters": schema}}, "junk"]});
+    let v = check_request(ApiFormat::OpenAiChat, &chat);
+    use SegmentKind::*;
+    assert_eq!(
+        brief(&v.segments),
+        vec![
+            (User, "messages[0].content".into(), "hi".into()),
+            (
+                System,
+                "tools[0].function.description".into(),
+                "does f".into()
+            ),
+            (
+                System,
+                "tools[0].function.parameters.properties.to.description".into(),
+                "who".into()
+            ),
+            (
+                System,
+                "tools[0].function.parameters.properties.opts.items.description".into(),
+                "one option".into()
+            ),
+        ]
+    );
+    let anthropic = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"name": "f", "description": "does f", "input_schema": schema}]});
+    let v = check_request(ApiFormat::AnthropicMessages, &anthropic);
+    assert_eq!(v.segments.len(), 4);
+    assert_eq!(path_to_string(&v.segments[1].path), "tools[0].description");
+    assert_eq!(
+        path_to_string(&v.segments[2].path),
+        "tools[0].input_schema.properties.to.description"
+    );
+    // The fast path declines a request with tools (it would not see these texts).
+    assert!(crate::provider::chat_request_texts(chat.to_string().as_bytes()).is_none());
+}
