@@ -871,6 +871,28 @@ const VENDOR_TOKENS: &[(&str, &str, &[&str])] = &[
         r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}",
         &["pypi-AgEIcHlwaS5vcmc"],
     ),
+    // AI providers a gateway's clients hold keys of.
+    (
+        "openrouter-api-key",
+        r"sk-or-v1-[a-f0-9]{64}",
+        &["sk-or-v1-"],
+    ),
+    ("xai-api-key", r"xai-[A-Za-z0-9]{80}", &["xai-"]),
+    ("perplexity-api-key", r"pplx-[A-Za-z0-9]{48}", &["pplx-"]),
+    ("replicate-api-token", r"r8_[A-Za-z0-9]{37}", &["r8_"]),
+    // Messaging and cloud platforms.
+    ("mailgun-api-key", r"key-[a-f0-9]{32}", &["key-"]),
+    ("twilio-api-key", r"SK[a-f0-9]{32}", &["SK"]),
+    (
+        "telegram-bot-token",
+        r"[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}",
+        &[":AA"],
+    ),
+    (
+        "azure-storage-account-key",
+        r"AccountKey=[A-Za-z0-9+/]{86}==",
+        &["AccountKey="],
+    ),
 ];
 
 /// Every built-in detector: PII, secrets and the injection pack, with rule ids.
@@ -1189,6 +1211,44 @@ mod tests {
         assert_eq!(emails("to='ann@x.io'"), vec!["ann@x.io"]);
         assert_eq!(emails("{'email': 'ann@x.io'}"), vec!["ann@x.io"]);
         assert_eq!(emails("it's ann@x.io"), vec!["ann@x.io"]);
+    }
+
+    /// Keys of AI providers and messaging / cloud platforms (format-valid made-up values):
+    /// found whole as API keys; one character short, not found.
+    #[test]
+    fn more_vendor_keys_are_found_whole() {
+        let hex64 = "3f9a2c7e5b1d4f8a6c0e2b9d7f5a3c1e8b6d4f2a0c9e7b5d3f1a8c6e4b2d0f9a";
+        let alnum80 =
+            "Kq8Zr3Lm9Wv2Tn6Yp4Xs7Bd1Hf5Jc0Gk8Rt3Mw6Nq9Pz2Vb4Ly7Dh1Fs5Cj0Ae8GiKq8Zr3Lm9Wv2TAb";
+        let b64 = "Xk9q2LmZ7vRt4WpNXk9q2LmZ7vRt4WpNXk9q2LmZ7vRt4WpNXk9q2LmZ7vRt4WpNXk9q2LmZ7vRt4WpNXk9q2L";
+        let keys = [
+            format!("sk-or-v1-{hex64}"),
+            format!("xai-{alnum80}"),
+            format!("pplx-{}", &alnum80[..48]),
+            format!("r8_{}", &alnum80[..37]),
+            format!("key-{}", &hex64[..32]),
+            format!("SK{}", &hex64[..32]),
+            format!("5432109876:AA{}", &alnum80[..33]),
+            format!("AccountKey={b64}=="),
+        ];
+        for k in &keys {
+            let t = format!("use {k} here");
+            let found: Vec<_> = scanner()
+                .scan(&t)
+                .iter()
+                .filter(|m| &*m.kind == super::super::kinds::API_KEY)
+                .map(|m| t[m.start..m.end].to_string())
+                .collect();
+            assert_eq!(found, vec![k.clone()], "{t}");
+            let short = format!("use {} here", &k[..k.len() - 1]);
+            assert!(
+                !scanner()
+                    .scan(&short)
+                    .iter()
+                    .any(|m| &*m.kind == super::super::kinds::API_KEY),
+                "{short}"
+            );
+        }
     }
 
     /// Numbers next to a phone word: labeled or addressed numbers are phones; a word
