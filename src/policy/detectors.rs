@@ -259,15 +259,47 @@ fn after_phone_label(text: &str, s: usize) -> bool {
     })
 }
 
+/// Whether one of `words` (lower-case ASCII) starts a word in `text[from..to]`, ignoring
+/// ASCII case; a word of up to three letters must also end there: `tel` in `Tel:`, not in
+/// `hotel` or `telegram` (`call` in `called` counts).
+fn word_in_ci(text: &str, from: usize, to: usize, words: &[&str]) -> bool {
+    let hay = slice(text, from, to);
+    let mut buf = [0u8; 64];
+    let Some(low) = lower_ascii(hay, &mut buf) else {
+        return contains_any_ci(hay, words);
+    };
+    words.iter().any(|w| {
+        low.match_indices(w).any(|(i, _)| {
+            let starts = !text
+                .get(..from + i)
+                .and_then(|t| t.chars().next_back())
+                .is_some_and(char::is_alphabetic);
+            let ends = w.len() > 3
+                || !text
+                    .get(from + i + w.len()..)
+                    .and_then(|t| t.chars().next())
+                    .is_some_and(char::is_alphabetic);
+            starts && ends
+        })
+    })
+}
+
 fn phone_context(text: &str, s: usize, e: usize) -> bool {
-    let before = window_before(text, s, PHONE_BEFORE_BYTES);
-    // Only the current and the previous line count as context.
-    let mut lines = before.rsplit('\n');
-    let cur = lines.next().unwrap_or("");
-    let prev = lines.next().unwrap_or("");
-    let near = |t: &str| contains_any_ci(t, PHONE_BEFORE);
-    // The previous line counts only when the current line has nothing before the number.
-    if near(cur) || (cur.trim().is_empty() && near(prev)) {
+    let from = back(text, s, PHONE_BEFORE_BYTES);
+    let before = slice(text, from, s);
+    // Only the current and the previous line count as context; the previous line only
+    // when the current line has nothing before the number.
+    let (cur_from, prev) = match before.rfind('\n') {
+        Some(p) => {
+            let start = before[..p].rfind('\n').map_or(0, |q| q + 1);
+            (from + p + 1, Some((from + start, from + p)))
+        }
+        None => (from, None),
+    };
+    if word_in_ci(text, cur_from, s, PHONE_BEFORE)
+        || (slice(text, cur_from, s).trim().is_empty()
+            && prev.is_some_and(|(a, b)| word_in_ci(text, a, b, PHONE_BEFORE)))
+    {
         return true;
     }
     let after = window_after(text, e, PHONE_AFTER_BYTES);
@@ -1280,6 +1312,8 @@ mod tests {
             "call the function 3 times with 1000000 items",
             "call 5550132",
             "Hotel 5550132",
+            "hotel 4155550132",
+            "see telegram 4155550132",
         ] {
             assert!(phones(t).is_empty(), "{t}: {:?}", phones(t));
         }
