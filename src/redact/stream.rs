@@ -1380,6 +1380,47 @@ action = "redact"
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiYWRtaW4iOnRydWUsImlhdCI6MTUxNjIzOTAyMn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
     ];
 
+    /// Placeholders without their numbers (`[EMAIL_2]` → `[EMAIL]`): texts redacted in one
+    /// request share its numbering.
+    fn unnumbered(t: &str) -> String {
+        regex::Regex::new(r"\[([A-Z_]+)_\d+\]")
+            .unwrap()
+            .replace_all(t, "[$1]")
+            .to_string()
+    }
+
+    /// `t` cut into pieces of the given sizes in turn (widened to char boundaries).
+    fn cut(t: &str, sizes: &[usize]) -> Vec<String> {
+        let mut pieces = Vec::new();
+        let (mut at, mut k) = (0, 0);
+        while at < t.len() {
+            let mut e = (at + sizes[k % sizes.len()]).min(t.len());
+            while !t.is_char_boundary(e) {
+                e += 1;
+            }
+            pieces.push(t[at..e].to_string());
+            at = e;
+            k += 1;
+        }
+        pieces
+    }
+
+    /// Everything `g` emits for `sse` pushed in reads of the given sizes in turn, then
+    /// finished.
+    fn run_guard(mut g: StreamGuard, sse: &str, feed: &[usize]) -> String {
+        let bytes = sse.as_bytes();
+        let mut out = Vec::new();
+        let (mut at, mut k) = (0, 0);
+        while at < bytes.len() {
+            let e = (at + feed[k % feed.len()]).min(bytes.len());
+            out.extend(g.push(&bytes[at..e]));
+            at = e;
+            k += 1;
+        }
+        out.extend(g.finish());
+        out.iter().map(|b| String::from_utf8_lossy(b)).collect()
+    }
+
     fn text_strategy() -> impl Strategy<Value = String> {
         prop::collection::vec(prop::sample::select(PIECES), 1..40).prop_map(|v| v.join(" "))
     }
@@ -1413,9 +1454,6 @@ action = "redact"
             feed in prop::collection::vec(1usize..64, 1..6),
         ) {
             let set = shipped();
-            let unnumbered = |t: &str| {
-                regex::Regex::new(r"\[([A-Z_]+)_\d+\]").unwrap().replace_all(t, "[$1]").to_string()
-            };
             let ev = |v: serde_json::Value| format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap());
             let mut sse = ev(json!({"type": "message_start", "message": {"id": "m", "type": "message",
                 "role": "assistant", "model": "c", "content": [], "stop_reason": null,
@@ -1427,16 +1465,9 @@ action = "redact"
                 let key = if kind == "thinking" { "thinking" } else { "text" };
                 sse.push_str(&ev(json!({"type": "content_block_start", "index": i,
                     "content_block": {"type": kind, key: ""}})));
-                let (mut at, mut k) = (0, 0);
-                while at < text.len() {
-                    let mut e = (at + sizes[k % sizes.len()]).min(text.len());
-                    while !text.is_char_boundary(e) {
-                        e += 1;
-                    }
+                for piece in cut(text, &sizes) {
                     sse.push_str(&ev(json!({"type": "content_block_delta", "index": i,
-                        "delta": {"type": field, key: &text[at..e]}})));
-                    at = e;
-                    k += 1;
+                        "delta": {"type": field, key: piece}})));
                 }
                 if kind == "thinking" {
                     sse.push_str(&ev(json!({"type": "content_block_delta", "index": i,
@@ -1448,18 +1479,8 @@ action = "redact"
                 "usage": {"output_tokens": 9}})));
             sse.push_str(&ev(json!({"type": "message_stop"})));
             let app_ = app(&set);
-            let mut g = StreamGuard::new(set.clone(), app_, ApiFormat::AnthropicMessages, Redactor::new());
-            let bytes = sse.as_bytes();
-            let mut out = Vec::new();
-            let (mut at, mut k) = (0, 0);
-            while at < bytes.len() {
-                let e = (at + feed[k % feed.len()]).min(bytes.len());
-                out.extend(g.push(&bytes[at..e]));
-                at = e;
-                k += 1;
-            }
-            out.extend(g.finish());
-            let all: String = out.iter().map(|b| String::from_utf8_lossy(b)).collect();
+            let g = StreamGuard::new(set.clone(), app_, ApiFormat::AnthropicMessages, Redactor::new());
+            let all = run_guard(g, &sse, &feed);
             let (mut thinking, mut answer, mut signed, mut after_signature) =
                 (String::new(), String::new(), false, false);
             for data in all.lines().filter_map(|l| l.strip_prefix("data: ")) {
@@ -1492,29 +1513,12 @@ action = "redact"
             feed in prop::collection::vec(1usize..64, 1..6),
         ) {
             let set = shipped();
-            let unnumbered = |t: &str| {
-                regex::Regex::new(r"\[([A-Z_]+)_\d+\]").unwrap().replace_all(t, "[$1]").to_string()
-            };
             let chunk = |i: usize, delta: serde_json::Value, finish: serde_json::Value| {
                 let v = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
                     "choices": [{"index": i, "delta": delta, "finish_reason": finish}]});
                 format!("data: {v}\n\n")
             };
-            let cut = |t: &str| {
-                let mut pieces = Vec::new();
-                let (mut at, mut k) = (0, 0);
-                while at < t.len() {
-                    let mut e = (at + sizes[k % sizes.len()]).min(t.len());
-                    while !t.is_char_boundary(e) {
-                        e += 1;
-                    }
-                    pieces.push(t[at..e].to_string());
-                    at = e;
-                    k += 1;
-                }
-                pieces
-            };
-            let (pa, pb) = (cut(&a), cut(&b));
+            let (pa, pb) = (cut(&a, &sizes), cut(&b, &sizes));
             let mut sse = String::new();
             for k in 0..pa.len().max(pb.len()) {
                 for (i, p) in [(0, &pa), (1, &pb)] {
@@ -1527,18 +1531,8 @@ action = "redact"
             sse.push_str(&chunk(1, json!({}), json!("stop")));
             sse.push_str("data: [DONE]\n\n");
             let app_ = app(&set);
-            let mut g = StreamGuard::new(set.clone(), app_, ApiFormat::OpenAiChat, Redactor::new());
-            let bytes = sse.as_bytes();
-            let mut out = Vec::new();
-            let (mut at, mut k) = (0, 0);
-            while at < bytes.len() {
-                let e = (at + feed[k % feed.len()]).min(bytes.len());
-                out.extend(g.push(&bytes[at..e]));
-                at = e;
-                k += 1;
-            }
-            out.extend(g.finish());
-            let all: String = out.iter().map(|b| String::from_utf8_lossy(b)).collect();
+            let g = StreamGuard::new(set.clone(), app_, ApiFormat::OpenAiChat, Redactor::new());
+            let all = run_guard(g, &sse, &feed);
             let mut got = [String::new(), String::new()];
             for data in all.lines().filter_map(|l| l.strip_prefix("data: ")) {
                 let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else { continue };

@@ -147,19 +147,16 @@ impl Event {
     }
 
     /// Set a type-specific value in `data`.
-    #[inline]
     pub fn set(mut self, key: &str, value: impl Into<Value>) -> Event {
         self.data.insert(key.into(), value.into());
         self
     }
-    #[inline]
     pub fn event_id(mut self, id: impl Into<String>) -> Event {
         self.evidence.event_id = id.into();
         self.fresh_id = false;
         self
     }
     /// Route id: `route_path` evidence field.
-    #[inline]
     pub fn route(mut self, route: &str) -> Event {
         self.evidence.route_path = Some(route.into());
         self
@@ -167,12 +164,10 @@ impl Event {
     pub fn endpoint(self, endpoint: &str) -> Event {
         self.set("endpoint", endpoint)
     }
-    #[inline]
     pub fn provider(mut self, provider: &str) -> Event {
         self.evidence.provider = Some(provider.into());
         self
     }
-    #[inline]
     pub fn model(mut self, model: &str) -> Event {
         self.evidence.model = Some(model.into());
         self
@@ -194,13 +189,11 @@ impl Event {
     }
     /// `allow` / `deny` / `redact` / `monitor`: stored in `data.decision` and as
     /// `operator_action`.
-    #[inline]
     pub fn decision(mut self, decision: &str) -> Event {
         self.evidence.operator_action = Some(decision.into());
         self.set("decision", decision)
     }
     /// Violations (never contain matched values); their rule ids become `guard_flags`.
-    #[inline]
     pub fn violations(mut self, violations: &[crate::guard::Violation]) -> Event {
         for v in violations {
             let id = v.rule_id.to_string();
@@ -212,49 +205,40 @@ impl Event {
         self.set("violations", list)
     }
     /// Redacted input text, cut to `max_chars` (`[store] content_summary_chars`).
-    #[inline]
     pub fn input_summary(mut self, redacted: &str, max_chars: usize) -> Event {
         self.evidence.input_summary = Some(summary(redacted, max_chars));
         self
     }
     /// Redacted output text, cut to `max_chars`.
-    #[inline]
     pub fn output_summary(mut self, redacted: &str, max_chars: usize) -> Event {
         self.evidence.output_summary = Some(summary(redacted, max_chars));
         self
     }
     /// Endpoints tried in order; `fallback_used` when more than one.
-    #[inline]
     pub fn failover_path(mut self, endpoints: &[&str]) -> Event {
         self.evidence.fallback_used = endpoints.len() > 1;
         self.set("failover_path", endpoints.to_vec())
     }
-    #[inline]
     pub fn final_status(mut self, status: &str) -> Event {
         self.evidence.final_status = status.into();
         self
     }
-    #[inline]
     pub fn guard_flag(mut self, flag: &str) -> Event {
         self.evidence.guard_flags.push(flag.into());
         self
     }
-    #[inline]
     pub fn session_id(mut self, id: &str) -> Event {
         self.evidence.session_id = Some(id.into());
         self
     }
-    #[inline]
     pub fn project_id(mut self, id: &str) -> Event {
         self.evidence.project_id = Some(id.into());
         self
     }
-    #[inline]
     pub fn application_id(mut self, id: &str) -> Event {
         self.evidence.application_id = Some(id.into());
         self
     }
-    #[inline]
     pub fn user_ref(mut self, id: &str) -> Event {
         self.evidence.user_ref = Some(id.into());
         self
