@@ -231,6 +231,30 @@ const PHONE_BEFORE: &[&str] = &[
     "hotline",
     "landline",
 ];
+/// The words before a number that also make a bare run of 7 to 9 digits a phone number:
+/// the labels and the phrases that only ever introduce one (`call me on`, not `call`:
+/// `API call 12345678 failed`).
+const PHONE_BEFORE_BARE: &[&str] = &[
+    "phone",
+    "tel",
+    "mobile",
+    "cell",
+    "fax",
+    "call me",
+    "call us",
+    "can call",
+    "dial",
+    "text me",
+    "sms",
+    "whatsapp",
+    "messages to",
+    "message me",
+    "reach me",
+    "answering",
+    "registered",
+    "hotline",
+    "landline",
+];
 const PHONE_AFTER: &[&str] = &[
     "office", "fax", "mobile", "cell", "home", "work", "phone", "tel",
 ];
@@ -284,7 +308,9 @@ fn word_in_ci(text: &str, from: usize, to: usize, words: &[&str]) -> bool {
     })
 }
 
-fn phone_context(text: &str, s: usize, e: usize) -> bool {
+/// Whether one of `words` labels the number at `s` from before it: on its own line within
+/// [`PHONE_BEFORE_BYTES`], or on the previous line when nothing precedes the number on its own.
+fn phone_word_before(text: &str, s: usize, words: &[&str]) -> bool {
     let from = back(text, s, PHONE_BEFORE_BYTES);
     let before = slice(text, from, s);
     // Only the current and the previous line count as context; the previous line only
@@ -296,10 +322,13 @@ fn phone_context(text: &str, s: usize, e: usize) -> bool {
         }
         None => (from, None),
     };
-    if word_in_ci(text, cur_from, s, PHONE_BEFORE)
+    word_in_ci(text, cur_from, s, words)
         || (slice(text, cur_from, s).trim().is_empty()
-            && prev.is_some_and(|(a, b)| word_in_ci(text, a, b, PHONE_BEFORE)))
-    {
+            && prev.is_some_and(|(a, b)| word_in_ci(text, a, b, words)))
+}
+
+fn phone_context(text: &str, s: usize, e: usize) -> bool {
+    if phone_word_before(text, s, PHONE_BEFORE) {
         return true;
     }
     let after = window_after(text, e, PHONE_AFTER_BYTES);
@@ -358,9 +387,14 @@ fn check_phone_context(text: &str, s: usize, e: usize) -> Option<(usize, usize)>
         return None;
     }
     // A bare digit run shorter than a full national number (ids, counts, amounts) is a
-    // phone number only right after a label (`Phone: 5550132`); near a verb (`call`,
-    // `contact`) it is more often something else.
-    if m.len() < 10 && m.bytes().all(|b| b.is_ascii_digit()) && !after_phone_label(text, s) {
+    // phone number only right after a label (`Phone: 5550132`) or a phone word right
+    // before it (`call me on 56859003`, `messages to 351781287`); `contact` (`contact
+    // support about order 12345678`) and words after it (`12345678 home`) do not count.
+    if m.len() < 10
+        && m.bytes().all(|b| b.is_ascii_digit())
+        && !after_phone_label(text, s)
+        && !phone_word_before(text, s, PHONE_BEFORE_BARE)
+    {
         return None;
     }
     // Four dotted groups of up to three digits look like an IPv4 address.
@@ -450,7 +484,9 @@ fn check_iban(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     if head != upper && head != lower {
         return None;
     }
-    let want = v::iban_length(std::str::from_utf8(&upper).ok()?)?;
+    let Some(want) = std::str::from_utf8(&upper).ok().and_then(v::iban_length) else {
+        return iban_unregistered(text, s, e);
+    };
     // Longest registered IBAN is 34 characters.
     let mut compact = [0u8; 34];
     let mut len = 0;
@@ -472,7 +508,7 @@ fn check_iban(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
         }
     }
     if len != want || is_alnum(next_char(text, end)) {
-        return None;
+        return iban_unregistered(text, s, e);
     }
     let compact = compact
         .get(..len)
@@ -480,8 +516,59 @@ fn check_iban(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     if v::iban_valid(compact) {
         Some((s, end))
     } else {
-        None
+        iban_unregistered(text, s, e)
     }
+}
+
+/// An IBAN-shaped value whose length is not its country's registered one (or whose country
+/// has no registered length): still a bank account number when the mod-97 check holds —
+/// account numbers from systems that pad or trim, and countries newer than the table.
+/// Stricter shape than a registered IBAN, to keep precision: written compact (one
+/// alphanumeric run) or in the printed groups of four (the last one shorter), 15 to 34
+/// characters, at least 8 digits after the check digits; the longest such prefix that
+/// passes mod-97 is the value.
+fn iban_unregistered(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    let m = text.get(s..e)?.as_bytes();
+    let spaced = m.get(4) == Some(&b' ');
+    let mut compact = [0u8; 34];
+    let mut len = 0;
+    // Characters in the current group of the printed form.
+    let mut group = 0;
+    let mut last = 0;
+    // (byte end in `m`, characters) where the value may stop: after each full group.
+    let mut ends: Vec<(usize, usize)> = Vec::new();
+    for (i, &c) in m.iter().enumerate() {
+        if c.is_ascii_alphanumeric() {
+            if len == compact.len() || (spaced && group == 4) {
+                break;
+            }
+            compact[len] = c;
+            len += 1;
+            group += 1;
+            last = i + 1;
+            if spaced && group == 4 {
+                ends.push((last, len));
+            }
+        } else if c == b' ' && spaced && group == 4 {
+            group = 0;
+        } else {
+            break;
+        }
+    }
+    if !spaced || group < 4 {
+        // The compact run, or the shorter last group.
+        ends.push((last, len));
+    }
+    ends.iter().rev().find_map(|&(i, l)| {
+        let value = compact.get(..l)?;
+        let end = s + i;
+        let digits = value.iter().skip(4).filter(|b| b.is_ascii_digit()).count();
+        let ok = (15..=34).contains(&l)
+            && digits >= 8
+            && !is_alnum(next_char(text, end))
+            && std::str::from_utf8(value).is_ok_and(v::iban_mod97);
+        ok.then_some((s, end))
+    })
 }
 
 // ---------------------------------------------------------------- SSN
@@ -966,7 +1053,7 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
             kinds::PHONE,
             pii,
             40,
-            r"\+[1-9]\d{0,2}[ .\-]?(?:\(0\)[ .\-]?)?(?:\(\d{1,4}\)[ .\-]?)?\d{1,5}(?:[ .\-]?\d{1,5}){0,5}(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?",
+            r"(?:\+[1-9]\d{0,2}|\(\+[1-9]\d{0,2}\)|\+\([1-9]\d{0,2}\))[ .\-]?(?:\(0\)[ .\-]?)?(?:\(\d{1,4}\)[ .\-]?)?\d{1,5}(?:[ .\-/]?\d{1,5}){0,5}(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?",
             &[],
             check_phone_intl,
             None,
@@ -979,7 +1066,7 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
                 kinds::PHONE,
                 pii,
                 35,
-                r"(?:\(\d{1,4}\)[ .\-]?)?\d{2,12}(?:[ .\-]\d{2,8}){0,4}(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?",
+                r"(?:(?:\d{1,3}[ .\-]?)?\(\+?\d{1,5}\)[ .\-/]?|\d[ .\-/])?\d{2,15}(?:[ .\-/]\d{1,8}){0,5}(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?",
                 &[],
                 check_phone_context,
                 None,
@@ -1303,6 +1390,20 @@ mod tests {
             ("Call 4155550132 now", "4155550132"),
             ("Phone: 5550132", "5550132"),
             ("Desk: 5403926876", "5403926876"),
+            // Bare runs of 7 to 9 digits after a phrase that only introduces a number.
+            ("Can someone call me on 05275490?", "05275490"),
+            ("stop receiving messages to 351781287", "351781287"),
+            ("You can call 56859003", "56859003"),
+            ("My phone number is 9755573.", "9755573"),
+            // National formats with slashes, long area codes and one-digit groups.
+            ("call me at 06207/62849726 today", "06207/62849726"),
+            ("You can call (04941) 58271", "(04941) 58271"),
+            ("Phone: 83/265-7531", "83/265-7531"),
+            ("Mobile: 06-6/050 3734", "06-6/050 3734"),
+            ("Phone: 0-2943-7976", "0-2943-7976"),
+            ("Tel: 8 (166) 117-02-46", "8 (166) 117-02-46"),
+            ("call me on 667 5 728", "667 5 728"),
+            ("call me at 0097178753182 please", "0097178753182"),
         ] {
             assert_eq!(phones(t), vec![want.to_string()], "{t}");
         }
@@ -1314,8 +1415,63 @@ mod tests {
             "Hotel 5550132",
             "hotel 4155550132",
             "see telegram 4155550132",
+            "API call 12345678 failed",
+            "12345678 home",
+            "call me on 12/05/2024",
         ] {
             assert!(phones(t).is_empty(), "{t}: {:?}", phones(t));
+        }
+    }
+
+    #[test]
+    fn international_prefix_in_parentheses_needs_no_context() {
+        for t in ["(+358) 135129062", "(+57) 308 436 44 76", "+(370) 80233447"] {
+            let found = scanner().scan(t);
+            assert_eq!(found.len(), 1, "{t}: {found:?}");
+            assert_eq!((found[0].start, found[0].end), (0, t.len()), "{t}");
+            assert_eq!(&*found[0].kind, super::super::kinds::PHONE, "{t}");
+        }
+    }
+
+    #[test]
+    fn unregistered_iban_lengths_need_mod97_and_the_printed_shape() {
+        let ibans = |t: &str| {
+            scanner()
+                .scan(t)
+                .iter()
+                .filter(|m| &*m.kind == super::super::kinds::IBAN)
+                .map(|m| t[m.start..m.end].to_string())
+                .collect::<Vec<_>>()
+        };
+        for (t, want) in [
+            // GB is registered at 22 characters; 21 with a valid mod-97 is still an account.
+            ("My IBAN is GB48SDQA3127587218868", "GB48SDQA3127587218868"),
+            (
+                "from CO27 EUTV 8935 9994 9134 3 to",
+                "CO27 EUTV 8935 9994 9134 3",
+            ),
+            (
+                "IBAN AR22IPON19730651199836617083.",
+                "AR22IPON19730651199836617083",
+            ),
+            (
+                "IBAN IR96 0580 0680 3828 5999 7445 73",
+                "IR96 0580 0680 3828 5999 7445 73",
+            ),
+        ] {
+            assert_eq!(ibans(t), vec![want.to_string()], "{t}");
+        }
+        for t in [
+            // One check digit off.
+            "My IBAN is GB48SDQA3127587218869",
+            "from CO27 EUTV 8935 9994 9134 4 to",
+            // Too few digits after the check digits, or an irregular grouping.
+            "ZZ12 this that with from here",
+            "CO27 EUTV 893 59994 9134 3",
+            // Shorter than any IBAN.
+            "TH420448813131",
+        ] {
+            assert!(ibans(t).is_empty(), "{t}: {:?}", ibans(t));
         }
     }
 

@@ -1338,7 +1338,8 @@ fn first_bytes(hir: &regex_syntax::hir::Hir) -> Option<Vec<u8>> {
     let mut ex = Extractor::new();
     ex.kind(ExtractKind::Prefix)
         .limit_class(64)
-        .limit_literal_len(1);
+        .limit_literal_len(1)
+        .limit_total(4096);
     let seq = ex.extract(hir);
     let lits = seq.literals()?;
     let mut out = Vec::new();

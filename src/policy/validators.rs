@@ -204,10 +204,20 @@ pub fn iban_valid(compact: &str) -> bool {
     }
     let country = [b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase()];
     let country = std::str::from_utf8(&country).unwrap_or("");
-    if iban_length(country) != Some(b.len()) {
-        return false;
-    }
-    if !b[2].is_ascii_digit() || !b[3].is_ascii_digit() {
+    iban_length(country) == Some(b.len()) && iban_mod97(compact)
+}
+
+/// ISO 7064 mod-97 == 1 of a compact IBAN-shaped value (two letters, two check digits,
+/// 11 to 30 letters or digits), whatever its country's registered length.
+pub fn iban_mod97(compact: &str) -> bool {
+    let b = compact.as_bytes();
+    if !(15..=34).contains(&b.len())
+        || !b.iter().all(u8::is_ascii_alphanumeric)
+        || !b[0].is_ascii_alphabetic()
+        || !b[1].is_ascii_alphabetic()
+        || !b[2].is_ascii_digit()
+        || !b[3].is_ascii_digit()
+    {
         return false;
     }
     let mut rem: u32 = 0;
