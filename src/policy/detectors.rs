@@ -22,6 +22,7 @@ pub mod kinds {
     pub const CONNECTION_STRING: &str = "CONNECTION_STRING";
     pub const BASIC_AUTH_URL: &str = "BASIC_AUTH_URL";
     pub const GENERIC_SECRET: &str = "GENERIC_SECRET";
+    pub const CLOUD_ACCOUNT_ID: &str = "CLOUD_ACCOUNT_ID";
     pub const PROMPT_INJECTION: &str = "PROMPT_INJECTION";
 }
 
@@ -697,6 +698,14 @@ fn check_pem(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     Some((s, e))
 }
 
+/// A digit value (optionally grouped with `-`) not glued to more digits or letters.
+fn check_digits_value(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    if is_alnum(next_char(text, e)) || next_char(text, e) == Some('-') {
+        return None;
+    }
+    Some((s, e))
+}
+
 fn check_aws_secret(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     let val = slice(text, s, e);
     if matches!(next_char(text, e), Some(c) if c.is_ascii_alphanumeric() || c == '/' || c == '+' || c == '=')
@@ -716,11 +725,10 @@ fn has_template_chars(s: &str) -> bool {
 /// `scheme://user:password@host`: a real-looking password, not a template or placeholder.
 fn check_url_credentials(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     let m = slice(text, s, e);
-    if is_alnum(prev_char(text, s)) && !m.to_ascii_lowercase().starts_with("jdbc:") {
-        // `xhttps://` is not a URL start; `jdbc:mysql://` is handled by the pattern.
-        if prev_char(text, s) != Some(':') {
-            return None;
-        }
+    // `xhttps://` is not a URL start (`jdbc:mysql://` is handled by the pattern); a URL
+    // written right after a word of a script without spaces (`このhttps://…`) is.
+    if prev_char(text, s).is_some_and(|c| c.is_ascii_alphanumeric()) {
+        return None;
     }
     let rest = m.split_once("://")?.1;
     let at = rest.rfind('@')?;
@@ -729,7 +737,21 @@ fn check_url_credentials(text: &str, s: usize, e: usize) -> Option<(usize, usize
     if user.is_empty() || pw.is_empty() || has_template_chars(user) || has_template_chars(pw) {
         return None;
     }
-    if pw == user || pw.len() < 4 || v::is_placeholder(pw) {
+    // `pass` is a word-placeholder elsewhere, but `user:pass@example.com` is a credential
+    // written out, if a weak one (secretlint reports it too) — except for a loopback host,
+    // where it is a local development default (`admin:pass@localhost`).
+    let host = rest
+        .get(at + 1..)
+        .unwrap_or("")
+        .split([':', '/'])
+        .next()
+        .unwrap_or("");
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.starts_with("127.")
+        || host == "0.0.0.0"
+        || host.starts_with('[');
+    let weak_ok = pw.eq_ignore_ascii_case("pass") && !loopback;
+    if pw == user || pw.len() < 4 || (v::is_placeholder(pw) && !weak_ok) {
         return None;
     }
     let lu = user.to_ascii_lowercase();
@@ -1217,6 +1239,34 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
             None,
         ),
     );
+    // Cloud account identifiers written as configuration (`AWS_ACCOUNT_ID=…`,
+    // `AZURE_TENANT_ID=…`, `client_id: <GUID>`): not credentials on their own, but what
+    // secret scanners (secretlint, git-secrets) report, since they aim an attacker at the
+    // account. Only the named key with its value's exact shape counts.
+    add(
+        "aws-account-id",
+        regex(
+            kinds::CLOUD_ACCOUNT_ID,
+            sec,
+            80,
+            r#"(?i:aws_?account_?id)["']?\s{0,3}(?::=|=>|=|:)\s{0,3}["']?(?P<v>\d{4}-?\d{4}-?\d{4})"#,
+            &["aws_account", "awsaccount"],
+            check_digits_value,
+            None,
+        ),
+    );
+    add(
+        "azure-identity-id",
+        regex(
+            kinds::CLOUD_ACCOUNT_ID,
+            sec,
+            80,
+            r#"(?i:(?:azure|ad)_?tenant_?id|(?:azure_?)?client_?id)["']?\s{0,3}(?::=|=>|=|:)\s{0,3}["']?(?P<v>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"#,
+            &["tenant", "client"],
+            check_token,
+            None,
+        ),
+    );
     add(
         "onepassword-service-token",
         regex(
@@ -1333,6 +1383,68 @@ mod tests {
     }
 
     /// Keys of AI providers and messaging / cloud platforms (format-valid made-up values):
+    #[test]
+    fn cloud_account_ids_need_their_key_and_shape() {
+        let guid = "3f2a9c1e-7b4d-4e8a-9c2f-1a2b3c4d5e6f";
+        let ids = |t: &str| {
+            scanner()
+                .scan(t)
+                .iter()
+                .filter(|m| &*m.kind == super::super::kinds::CLOUD_ACCOUNT_ID)
+                .map(|m| t[m.start..m.end].to_string())
+                .collect::<Vec<_>>()
+        };
+        for (t, want) in [
+            (
+                "\"AWS_ACCOUNT_ID\"=>4821-7730-1956".to_string(),
+                "4821-7730-1956",
+            ),
+            ("aws_account_id = 482177301956".to_string(), "482177301956"),
+            (format!("AZURE_TENANT_ID={guid}"), guid),
+            (format!("ad_tenant_id: \"{guid}\""), guid),
+            (format!("\"client_id\": \"{guid}\""), guid),
+        ] {
+            assert_eq!(ids(&t), vec![want.to_string()], "{t}");
+        }
+        for t in [
+            "account_id = 482177301956".to_string(),
+            "AWS_ACCOUNT_ID=4821773019561".to_string(),
+            "client_id: my-app".to_string(),
+            format!("tenant_name: {guid}"),
+            format!("request_id: {guid}"),
+        ] {
+            assert!(ids(&t).is_empty(), "{t}: {:?}", ids(&t));
+        }
+    }
+
+    #[test]
+    fn url_credentials_with_a_weak_password_outside_loopback() {
+        let found = |t: &str| {
+            scanner()
+                .scan(t)
+                .iter()
+                .filter(|m| &*m.kind == super::super::kinds::BASIC_AUTH_URL)
+                .map(|m| t[m.start..m.end].to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            found("see https://deploy:pass@files.acme.io/x"),
+            vec!["https://deploy:pass@files.acme.io".to_string()]
+        );
+        assert_eq!(
+            found("このhttps://deploy:pass@files.acme.ioは"),
+            vec!["https://deploy:pass@files.acme.io".to_string()]
+        );
+        for t in [
+            "jdbc:mysql://admin:pass@localhost:3306/app",
+            "https://admin:pass@127.0.0.1:8080/",
+            "https://username:password@files.acme.io/",
+            "xhttps://deploy:Zq8rT2vW@files.acme.io/",
+        ] {
+            assert!(found(t).is_empty(), "{t}: {:?}", found(t));
+        }
+    }
+
     /// found whole as API keys; one character short, not found.
     #[test]
     fn more_vendor_keys_are_found_whole() {
