@@ -53,6 +53,14 @@ fn main() {
     time_ns("fast_clean response", &mut || {
         usize::from(set.fast_clean(ApiFormat::OpenAiChat, Side::Response, RESP, &resp_app))
     });
-    let text = "You said: Hello! Please summarise the plot of a short story about a lighthouse keeper.";
+    let text =
+        "You said: Hello! Please summarise the plot of a short story about a lighthouse keeper.";
     time_ns("mask_all (88 chars)", &mut || set.mask_all(text).len());
+    if let Some(scanner) = set.scanner() {
+        time_ns("scan_all (88 chars)", &mut || scanner.scan_all(text).len());
+        let long = text.repeat(4);
+        time_ns("scan_all (352 chars)", &mut || {
+            scanner.scan_all(&long).len()
+        });
+    }
 }

@@ -4,7 +4,8 @@
 use parapet::policy::{builtin_specs, ScannerBuilder};
 use std::time::Instant;
 
-const DENSE: &str = "Contact jane.doe@example.com or call (415) 555-0132, card 4111 1111 1111 1111 \
+const DENSE: &str =
+    "Contact jane.doe@example.com or call (415) 555-0132, card 4111 1111 1111 1111 \
 exp 09/27, IBAN DE89 3704 0044 0532 0130 00, SSN 536-22-8745, server 10.20.30.40 and \
 2001:db8::8a2e:370:7334. Token ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A, key AKIAZ7Q2LMNB4K9RTX3W, \
 db postgres://app:Xk9#2mLq@db.internal:5432/x, password=Vq8!rT2#pZ. Phone: +44 20 7946 0958. ";

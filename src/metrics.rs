@@ -358,10 +358,23 @@ pub fn stream_ttft(route: &str, d: Duration) {
 
 /// Policy evaluation time of one side (`request` / `response`) of a call.
 pub fn policy_eval(side: &str, d: Duration) {
-    METRICS
-        .policy_eval
-        .with_label_values(&[side])
-        .observe(d.as_secs_f64());
+    // The two sides' series resolved once: a label lookup per call cost more than the
+    // observation (the series exist from the first call of either side on).
+    static SIDES: LazyLock<[Histogram; 2]> = LazyLock::new(|| {
+        ["request", "response"].map(|s| METRICS.policy_eval.with_label_values(&[s]))
+    });
+    let h = match side {
+        "request" => SIDES.first(),
+        "response" => SIDES.get(1),
+        _ => None,
+    };
+    match h {
+        Some(h) => h.observe(d.as_secs_f64()),
+        None => METRICS
+            .policy_eval
+            .with_label_values(&[side])
+            .observe(d.as_secs_f64()),
+    }
 }
 
 /// A rule matched (`action` = deny/redact/alert/log, `side` = request/response).

@@ -522,7 +522,23 @@ impl ScannerBuilder {
                 reach_after,
             })
         };
+        let unfiltered = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                matches!(
+                    &r.imp,
+                    RuleImpl::Regex {
+                        window: Some(_),
+                        gated: false,
+                        ..
+                    }
+                )
+            })
+            .map(|(i, _)| i)
+            .collect();
         Ok(Scanner {
+            unfiltered,
             rules,
             set,
             set_owner,
@@ -613,6 +629,9 @@ struct ContextSearch {
 #[derive(Debug)]
 pub struct Scanner {
     rules: Vec<Rule>,
+    /// Windowed rules without prefilter literals: they run whenever the text has trigger
+    /// regions (the window search is their filter).
+    unfiltered: Vec<usize>,
     set: RegexSet,
     set_owner: Vec<usize>,
     /// First-byte gate for the set (see `scan_all`); `None` when some rule is ungated.
@@ -672,7 +691,13 @@ impl Scanner {
             return out;
         }
         let mut candidate = vec![false; self.rules.len()];
-        if let Some(gate) = &self.lit_gate {
+        // The packed searchers' per-call setup outweighs their speed on short texts, where
+        // the automaton's one pass is cheaper (both report the same occurrences).
+        let gate = match &self.ac {
+            Some(_) if text.len() < GATE_MIN_LEN => None,
+            _ => self.lit_gate.as_ref(),
+        };
+        if let Some(gate) = gate {
             gate.for_each(text.as_bytes(), |pid, s, e| {
                 self.literal_hit(text, pid, s, e, &mut candidate, &mut out)
             });
@@ -693,7 +718,20 @@ impl Scanner {
         }
         let regions = self.regions(text);
         let zones = self.context_zones(text, &regions);
-        for (idx, is_cand) in candidate.iter().enumerate() {
+        // Rules to run: the marked ones, and the windowed rules without a literal filter
+        // when the text has trigger regions (only those, not every rule of the pack: a
+        // loop over all rules cost a short clean text more than its literal pass).
+        let marked = candidate
+            .iter()
+            .enumerate()
+            .filter(|&(_, &c)| c)
+            .map(|(i, _)| (i, false));
+        let unfiltered: &[usize] = if regions.is_empty() {
+            &[]
+        } else {
+            &self.unfiltered
+        };
+        for (idx, listed) in marked.chain(unfiltered.iter().map(|&i| (i, true))) {
             let Some(rule) = self.rules.get(idx) else {
                 continue;
             };
@@ -722,9 +760,10 @@ impl Scanner {
                 // Gated and set rules run when marked; ungated windowed rules whenever
                 // the text has trigger regions (the window search is their filter).
                 let runs = match (window, gated) {
-                    (Some(_), false) => !regions.is_empty(),
-                    (Some(_), true) => *is_cand && !regions.is_empty(),
-                    (None, _) => *is_cand,
+                    // Run once, from the list (a mark would add nothing).
+                    (Some(_), false) => listed,
+                    (Some(_), true) => !regions.is_empty(),
+                    (None, _) => true,
                 };
                 if !runs {
                     continue;
@@ -1110,6 +1149,9 @@ impl Finder<'_> {
         }
     }
 }
+
+/// Shortest text the literal gate searches instead of the automaton (see `scan_all`).
+const GATE_MIN_LEN: usize = 256;
 
 /// Length of the anchors the literal gate searches for.
 const ANCHOR_LEN: usize = 3;

@@ -44,7 +44,7 @@ struct Chunk<'a> {
     #[serde(default, borrow)]
     choices: Option<Vec<Obj<Choice<'a>>>>,
     #[serde(default)]
-    usage: Option<serde_json::Value>,
+    usage: UsageIn,
     #[serde(default, rename = "type")]
     ty: Option<IgnoredAny>,
     #[serde(default)]
@@ -91,6 +91,200 @@ struct Function<'a> {
     name: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     arguments: Option<Cow<'a, str>>,
+}
+
+/// A `usage` member read straight into [`Usage`], exactly as [`Usage::from_json`] reads its
+/// `Value` (the `Value` tree was most of a short answer's parse): any JSON accepted, `None`
+/// unless an object; a repeated member counts once, the last one (as `Value` keeps it); a
+/// count is `Some` only for a non-negative integer that fits `u64`.
+#[derive(Default)]
+struct UsageIn(Option<Usage>);
+
+/// The usage members [`Usage::from_json`] reads.
+enum UsageKey {
+    Prompt,
+    Input,
+    Completion,
+    Output,
+    Total,
+    CacheCreation,
+    CacheRead,
+    PromptDetails,
+    InputDetails,
+    CachedTokens,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for UsageKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = UsageKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<UsageKey, E> {
+                Ok(match k {
+                    "prompt_tokens" => UsageKey::Prompt,
+                    "input_tokens" => UsageKey::Input,
+                    "completion_tokens" => UsageKey::Completion,
+                    "output_tokens" => UsageKey::Output,
+                    "total_tokens" => UsageKey::Total,
+                    "cache_creation_input_tokens" => UsageKey::CacheCreation,
+                    "cache_read_input_tokens" => UsageKey::CacheRead,
+                    "prompt_tokens_details" => UsageKey::PromptDetails,
+                    "input_tokens_details" => UsageKey::InputDetails,
+                    "cached_tokens" => UsageKey::CachedTokens,
+                    _ => UsageKey::Other,
+                })
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The visits of a value that is not the one a usage visitor reads: consumed, `$none`.
+macro_rules! other_values {
+    ($none:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok($none)
+        }
+    };
+}
+
+/// A token count: `Some` for an integer `Value::as_u64` would take (`Value` stores a
+/// non-negative `i64` as unsigned), `None` for any other JSON value.
+struct Count(Option<u64>);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Count, E> {
+                Ok(Count(Some(n)))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Count, E> {
+                Ok(Count(u64::try_from(n).ok()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Count, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Count(None))
+            }
+            other_values!(Count(None));
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A `*_tokens_details` member: its `cached_tokens` count when it is an object.
+struct Details(Option<u64>);
+
+impl<'de> Deserialize<'de> for Details {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Details;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Details, E> {
+                Ok(Details(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Details, E> {
+                Ok(Details(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Details, A::Error> {
+                let mut cached = None;
+                while let Some(k) = map.next_key::<UsageKey>()? {
+                    match k {
+                        UsageKey::CachedTokens => cached = map.next_value::<Count>()?.0,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Details(cached))
+            }
+            other_values!(Details(None));
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for UsageIn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = UsageIn;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<UsageIn, E> {
+                Ok(UsageIn(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<UsageIn, E> {
+                Ok(UsageIn(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UsageIn, A::Error> {
+                // One slot per member `Usage::from_json` reads; a repeated member overwrites.
+                let [mut prompt, mut input, mut completion, mut output, mut total] = [None; 5];
+                let [mut creation, mut read, mut prompt_details, mut input_details] = [None; 4];
+                while let Some(k) = map.next_key::<UsageKey>()? {
+                    let slot = match k {
+                        UsageKey::Prompt => &mut prompt,
+                        UsageKey::Input => &mut input,
+                        UsageKey::Completion => &mut completion,
+                        UsageKey::Output => &mut output,
+                        UsageKey::Total => &mut total,
+                        UsageKey::CacheCreation => &mut creation,
+                        UsageKey::CacheRead => &mut read,
+                        UsageKey::PromptDetails => {
+                            prompt_details = map.next_value::<Details>()?.0;
+                            continue;
+                        }
+                        UsageKey::InputDetails => {
+                            input_details = map.next_value::<Details>()?.0;
+                            continue;
+                        }
+                        UsageKey::CachedTokens | UsageKey::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = map.next_value::<Count>()?.0;
+                }
+                Ok(UsageIn(Some(Usage {
+                    input_tokens: prompt.or(input),
+                    output_tokens: completion.or(output),
+                    total_tokens: total,
+                    cache_creation_input_tokens: creation,
+                    cache_read_input_tokens: read.or(prompt_details).or(input_details),
+                })))
+            }
+            other_values!(UsageIn(None));
+        }
+        d.deserialize_any(V)
+    }
 }
 
 fn index(n: Option<u64>, default: usize) -> usize {
@@ -165,7 +359,7 @@ pub(super) fn chunk_items(data: &str, tool: &mut ToolMemo<'_>) -> Option<Vec<Str
             }));
         }
     }
-    if let Some(u) = chunk.usage.as_ref().and_then(Usage::from_json) {
+    if let UsageIn(Some(u)) = chunk.usage {
         out.push(StreamItem::Usage(u));
     }
     if out.is_empty() {
@@ -207,14 +401,15 @@ impl AnswerSummary {
     }
 }
 
+/// A non-streamed answer; `U` is [`UsageIn`] where usage is kept, [`IgnoredAny`] where not.
 #[derive(Deserialize)]
-struct Completion<'a> {
+struct Completion<'a, U> {
     #[serde(default, borrow)]
     model: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     choices: Option<Vec<Obj<FullChoice<'a>>>>,
     #[serde(default)]
-    usage: Option<serde_json::Value>,
+    usage: Option<U>,
     #[serde(default)]
     error: Option<IgnoredAny>,
 }
@@ -246,12 +441,12 @@ struct Message<'a> {
 /// which gives the exact answer or error) for any other shape: tool calls, an `error`,
 /// content parts, a member of an unexpected type, a repeated member, not an object.
 pub fn answer_summary(body: &[u8]) -> Option<AnswerSummary> {
-    let Obj(c) = serde_json::from_slice::<Obj<Completion<'_>>>(body).ok()?;
+    let Obj(c) = serde_json::from_slice::<Obj<Completion<'_, UsageIn>>>(body).ok()?;
     let (texts, finish) = usual_answer(&c)?;
     Some(AnswerSummary {
         model: c.model.as_deref().map(str::to_owned),
         text: texts.join("\n"),
-        usage: c.usage.as_ref().and_then(Usage::from_json),
+        usage: c.usage.and_then(|UsageIn(u)| u),
         finish,
     })
 }
@@ -260,13 +455,13 @@ pub fn answer_summary(body: &[u8]) -> Option<AnswerSummary> {
 /// (as [`answer_summary`]), all of kind `Assistant`, in `parse_response`'s order; `None`
 /// for any other shape.
 pub fn answer_texts(body: &[u8]) -> Option<Vec<String>> {
-    let Obj(c) = serde_json::from_slice::<Obj<Completion<'_>>>(body).ok()?;
+    let Obj(c) = serde_json::from_slice::<Obj<Completion<'_, IgnoredAny>>>(body).ok()?;
     let (texts, _) = usual_answer(&c)?;
     Some(texts.into_iter().map(str::to_owned).collect())
 }
 
 /// The assistant texts and finish reasons of a parsed answer of the usual shape.
-fn usual_answer<'c>(c: &'c Completion<'_>) -> Option<(Vec<&'c str>, Vec<String>)> {
+fn usual_answer<'c, U>(c: &'c Completion<'_, U>) -> Option<(Vec<&'c str>, Vec<String>)> {
     if c.error.is_some() {
         return None;
     }
@@ -371,6 +566,7 @@ pub fn chat_input_text(body: &[u8]) -> Option<Option<String>> {
 mod tests {
     use super::super::stream::StreamNormalizer;
     use super::super::ApiFormat;
+    use super::Usage;
     use crate::sse::SseEvent;
     use proptest::prelude::*;
     use serde_json::{json, Value};
@@ -658,6 +854,67 @@ mod tests {
                 let fast_all: Vec<_> = texts.into_iter().map(|t| (crate::provider::SegmentKind::Assistant, t)).collect();
                 prop_assert_eq!(fast_all, all, "{}", body);
             }
+        }
+    }
+
+    /// A JSON value text a usage count might be (integers at the `u64` edges, `-0`, floats,
+    /// other types).
+    fn count_text() -> BoxedStrategy<String> {
+        prop_oneof![
+            4 => (0u64..100).prop_map(|n| n.to_string()),
+            1 => prop::sample::select(vec![
+                "-0", "-3", "18446744073709551615", "18446744073709551616", "1.0", "2e3",
+                "null", "true", "\"5\"", "[1]", "{}", "{\"cached_tokens\":1}",
+            ])
+            .prop_map(str::to_owned),
+        ]
+        .boxed()
+    }
+
+    /// An object text of `keys`' members (repeats allowed, so the text can hold what a
+    /// `Value` cannot), each value from `value`.
+    fn members(keys: Vec<&'static str>, value: BoxedStrategy<String>) -> BoxedStrategy<String> {
+        prop::collection::vec((prop::sample::select(keys), value), 0..6)
+            .prop_map(|kv| {
+                let m: Vec<String> = kv
+                    .into_iter()
+                    .map(|(k, v)| format!("\"{k}\":{v}"))
+                    .collect();
+                format!("{{{}}}", m.join(","))
+            })
+            .boxed()
+    }
+
+    /// A `usage` member text: mostly an object of the usage names, sometimes anything.
+    fn usage_text() -> BoxedStrategy<String> {
+        let details = prop_oneof![
+            3 => members(vec!["cached_tokens", "audio_tokens", "cached_tokens"], count_text()),
+            1 => count_text(),
+        ]
+        .boxed();
+        let value = prop_oneof![3 => count_text(), 1 => details].boxed();
+        prop_oneof![
+            6 => members(
+                vec![
+                    "prompt_tokens", "input_tokens", "completion_tokens", "output_tokens",
+                    "total_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+                    "prompt_tokens_details", "input_tokens_details", "cached_tokens", "x",
+                ],
+                value,
+            ),
+            1 => count_text(),
+            1 => any_json().prop_map(|v| v.to_string()),
+        ]
+        .boxed()
+    }
+
+    proptest! {
+        /// The typed usage reader gives exactly `Usage::from_json` of the `Value`.
+        #[test]
+        fn usage_reader_equals_from_json(text in usage_text()) {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            let typed = serde_json::from_str::<super::UsageIn>(&text).unwrap();
+            prop_assert_eq!(typed.0, Usage::from_json(&v), "{}", text);
         }
     }
 
