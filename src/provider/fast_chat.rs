@@ -6,8 +6,8 @@
 //! was about a third of the stream guard's time. This path only takes chunks of the usual
 //! shape and *declines* (`None`: the caller runs the `Value` walk, which then gives the
 //! exact items or error) whenever its answer could differ: a member of an unexpected type,
-//! a repeated member, `type` / `error` members, an array where an object is expected, or the
-//! stream's first chunk (whose `id` / `model` make the `Meta` item).
+//! a repeated member, `type` / `error` members, an array where an object is expected. The
+//! stream's first chunk takes it too (its `id` / `model` make the `Meta` item).
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
@@ -41,6 +41,10 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
 
 #[derive(Deserialize)]
 struct Chunk<'a> {
+    #[serde(default, borrow)]
+    id: MetaField<'a>,
+    #[serde(default, borrow)]
+    model: MetaField<'a>,
     #[serde(default, borrow)]
     choices: Option<Vec<Obj<Choice<'a>>>>,
     #[serde(default)]
@@ -91,6 +95,74 @@ struct Function<'a> {
     name: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     arguments: Option<Cow<'a, str>>,
+}
+
+/// An `id` / `model` member as the `Meta` item reads it: whether it is there at all (any
+/// value, `null` included) and its text when it is a string.
+#[derive(Default)]
+enum MetaField<'a> {
+    #[default]
+    Absent,
+    Str(Cow<'a, str>),
+    Other,
+}
+
+impl<'a> MetaField<'a> {
+    fn present(&self) -> bool {
+        !matches!(self, MetaField::Absent)
+    }
+
+    fn text(&self) -> Option<String> {
+        match self {
+            MetaField::Str(s) => Some(s.to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for MetaField<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = MetaField<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(MetaField::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(MetaField::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(MetaField::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(MetaField::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(MetaField::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(MetaField::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(MetaField::Other)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(MetaField::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(MetaField::Other)
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
 }
 
 /// A `usage` member read straight into [`Usage`], exactly as [`Usage::from_json`] reads its
@@ -298,9 +370,14 @@ type ToolIds = (Option<String>, Option<String>);
 type ToolMemo<'t> = dyn FnMut(StreamPos, Option<&str>, Option<&str>) -> ToolIds + 't;
 
 /// The items of one chat chunk (`data`, trimmed, not `[DONE]`), or `None` to let the
-/// `Value` walk decide. `tool` records and completes a tool call's id and name, as the
-/// normalizer's own memo does.
-pub(super) fn chunk_items(data: &str, tool: &mut ToolMemo<'_>) -> Option<Vec<StreamItem>> {
+/// `Value` walk decide. With `want_meta` (no `Meta` item yet in this stream) a chunk with
+/// an `id` member starts with the `Meta` item. `tool` records and completes a tool call's
+/// id and name, as the normalizer's own memo does.
+pub(super) fn chunk_items(
+    data: &str,
+    want_meta: bool,
+    tool: &mut ToolMemo<'_>,
+) -> Option<Vec<StreamItem>> {
     if !data.starts_with('{') {
         return None;
     }
@@ -309,6 +386,12 @@ pub(super) fn chunk_items(data: &str, tool: &mut ToolMemo<'_>) -> Option<Vec<Str
         return None;
     }
     let mut out = Vec::new();
+    if want_meta && chunk.id.present() {
+        out.push(StreamItem::Meta {
+            id: chunk.id.text(),
+            model: chunk.model.text(),
+        });
+    }
     for (i, Obj(c)) in chunk.choices.iter().flatten().enumerate() {
         let cbase = [key("choices"), PathElem::Index(i)];
         let choice = index(c.index, i);
@@ -593,7 +676,10 @@ mod tests {
             r#"{"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#,
             r#"{"id":"c1","choices":[],"usage":null}"#,
         ] {
-            assert!(super::chunk_items(data, &mut tool).is_some(), "{data}");
+            assert!(
+                super::chunk_items(data, false, &mut tool).is_some(),
+                "{data}"
+            );
         }
         assert_eq!(calls.get(), 1);
         // Shapes left to the Value walk.
@@ -606,7 +692,10 @@ mod tests {
             r#"{"choices":[{"index":-1,"delta":{"content":"a"}}]}"#,
             r#"[1]"#,
         ] {
-            assert!(super::chunk_items(data, &mut tool).is_none(), "{data}");
+            assert!(
+                super::chunk_items(data, false, &mut tool).is_none(),
+                "{data}"
+            );
         }
     }
 
@@ -706,10 +795,14 @@ mod tests {
             prop::option::weighted(0.05, any_json()),
             prop::option::weighted(0.05, any_json()),
             any::<bool>(),
+            // `id` / `model`: usually strings, sometimes absent, null or another value.
+            maybe(Just(json!("c1")).boxed()),
+            maybe(Just(json!("gpt-4o-mini")).boxed()),
         )
-            .prop_map(|(choices, usage, ty, error, dup)| {
+            .prop_map(|(choices, usage, ty, error, dup, id, model)| {
                 let s = object(vec![
-                    ("id", Some(json!("c1"))),
+                    ("id", id),
+                    ("model", model),
                     ("choices", choices),
                     ("usage", usage),
                     ("type", ty),
@@ -1035,10 +1128,15 @@ mod tests {
         fn fast_path_equals_the_value_walk(
             chunks in prop::collection::vec(chunk(), 1..8),
             completions in any::<bool>(),
+            fresh in any::<bool>(),
         ) {
             let format = if completions { ApiFormat::OpenAiCompletions } else { ApiFormat::OpenAiChat };
-            let mut fast = started(format);
-            let mut reference = started(format);
+            // Fresh: the stream's first chunks, which carry the `Meta` item.
+            let (mut fast, mut reference) = if fresh {
+                (StreamNormalizer::new(format), StreamNormalizer::new(format))
+            } else {
+                (started(format), started(format))
+            };
             for data in &chunks {
                 let ev = SseEvent::with_data(data);
                 let a = fast.push(&ev);

@@ -126,9 +126,8 @@ impl StreamNormalizer {
         if data == "[DONE]" {
             return Ok(vec![StreamItem::Done]);
         }
-        // Chat chunks after the first: the typed fast path, unless it declines.
-        if self.meta_sent
-            && ev.event.is_none()
+        // Chat chunks: the typed fast path, unless it declines.
+        if ev.event.is_none()
             && matches!(
                 self.format,
                 ApiFormat::OpenAiChat | ApiFormat::OpenAiCompletions
@@ -137,7 +136,11 @@ impl StreamNormalizer {
             let tools = &mut self.tools;
             let mut tool =
                 |pos, id: Option<&str>, name: Option<&str>| remember_tool(tools, pos, id, name);
-            if let Some(items) = super::fast_chat::chunk_items(data, &mut tool) {
+            let want_meta = !self.meta_sent;
+            if let Some(items) = super::fast_chat::chunk_items(data, want_meta, &mut tool) {
+                if want_meta && matches!(items.first(), Some(StreamItem::Meta { .. })) {
+                    self.meta_sent = true;
+                }
                 return Ok(items);
             }
         }
