@@ -322,7 +322,7 @@ fn eval_presidio(scanner: &Scanner, dir: &Path, report: &mut EvalReport) -> Resu
             })
             .collect();
         let found: Vec<(Match, (usize, usize))> = scanner
-            .scan(&rec.full_text)
+            .scan_folded(&rec.full_text)
             .into_iter()
             .map(|m| {
                 let span = to_char_span(&rec.full_text, &m);
@@ -401,7 +401,7 @@ fn eval_secrets(scanner: &Scanner, dir: &Path, report: &mut EvalReport) -> Resul
     };
     for rec in &records {
         let found: Vec<Match> = scanner
-            .scan(&rec.text)
+            .scan_folded(&rec.text)
             .into_iter()
             .filter(is_secret)
             .collect();
@@ -518,7 +518,7 @@ fn eval_injection(scanner: &Scanner, dir: &Path, report: &mut EvalReport) -> Res
             continue;
         };
         report.injection_prompts += 1;
-        let hit = scanner.scan(prompt).iter().any(|m| {
+        let hit = scanner.scan_folded(prompt).iter().any(|m| {
             scanner
                 .rule(m.rule)
                 .is_some_and(|r| r.category == Category::Injection)

@@ -317,6 +317,10 @@ pub struct Ctx<'a> {
 pub struct Applicable {
     rules: Vec<bool>,
     any: bool,
+    /// Scan with look-alike characters folded (request side and stored summaries; see
+    /// `policy::fold`). Not yet on the answer side: the stream guard's hold-back works on
+    /// the raw bytes, and a stream must give exactly the non-streamed answer's output.
+    fold: bool,
 }
 
 impl Applicable {
@@ -548,7 +552,11 @@ impl PolicySet {
     pub fn applicable(&self, ctx: &Ctx<'_>) -> Applicable {
         let rules: Vec<bool> = self.rules.iter().map(|r| r.applies(ctx)).collect();
         let any = rules.iter().any(|x| *x);
-        Applicable { rules, any }
+        Applicable {
+            rules,
+            any,
+            fold: ctx.side == Side::Request,
+        }
     }
 
     /// Longest possible match of the rules applicable at `loc` (the streaming window).
@@ -632,7 +640,12 @@ impl PolicySet {
             return Vec::new();
         }
         let mut cands: Vec<Finding> = Vec::new();
-        for m in scanner.scan_all(text) {
+        let matches = if app.fold {
+            scanner.scan_all_folded(text)
+        } else {
+            scanner.scan_all(text)
+        };
+        for m in matches {
             let Some(ri) = self.scanner_to_rule.get(m.rule).map(|s| s.rule) else {
                 continue;
             };
@@ -682,6 +695,7 @@ impl PolicySet {
         let all = Applicable {
             rules: vec![true; self.rules.len()],
             any: !self.rules.is_empty(),
+            fold: true,
         };
         let findings = self.find(text, Locations::ALL, &all);
         let mut out = String::with_capacity(text.len());

@@ -439,3 +439,70 @@ fn hold_plans_are_computed_once_per_applicable_rule_set() {
     let d = s.hold_plan(&resp, Locations::TOOL_ARGUMENTS);
     assert!(!Arc::ptr_eq(&a, &c) && !Arc::ptr_eq(&a, &d));
 }
+
+#[test]
+fn look_alike_characters_do_not_slip_past_request_rules() {
+    let s = shipped();
+    let app = s.applicable(&ctx(Side::Request));
+    let ssn = "５３６-２２-８７４５"; // fullwidth digits and hyphen-minus
+    let card = "4111\u{200B}1111\u{200B}1111\u{200B}1111"; // zero-width spaces
+    let dashed = "536\u{2013}22\u{2013}8745"; // en dashes
+    let mail = "jane＠example.com";
+    let key = "ghp_R8x2LqT7vN4mK9pW3zY6bH1cJ5dF0gS2aE7u";
+    let mut body = json!({"model": "gpt-4o", "messages": [
+        {"role": "user", "content": format!("ssn {ssn}, card {card}, again {dashed}, mail {mail}.")},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+            "function": {"name": "f", "arguments": serde_json::to_string(&json!({"ssn": ssn})).unwrap()}}]}
+    ]});
+    let out = s
+        .guard_request(ApiFormat::OpenAiChat, &mut body, &app, &mut Redactor::new())
+        .unwrap();
+    assert!(out.deny.is_none());
+    let text = body.to_string();
+    for v in [ssn, card, dashed, mail] {
+        assert!(!text.contains(v), "{v} left in {text}");
+    }
+    let args = body["messages"][1]["tool_calls"][0]["function"]["arguments"]
+        .as_str()
+        .unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(args).expect("arguments stay valid JSON");
+    assert!(
+        parsed["ssn"].as_str().unwrap().starts_with("[US_SSN_"),
+        "{args}"
+    );
+    // Offsets of the violations are those of the text that was sent.
+    let content = format!("ssn {ssn}, card {card}, again {dashed}, mail {mail}.");
+    let first = out
+        .violations
+        .iter()
+        .find(|v| v.location.starts_with("messages[0]"))
+        .unwrap();
+    assert_eq!(&content[first.start..first.end], ssn);
+    // A key written in fullwidth letters is still denied.
+    let wide: String = key
+        .chars()
+        .map(|c| char::from_u32(u32::from(c) + 0xFEE0).unwrap())
+        .collect();
+    let mut req = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": format!("use {wide}")}]});
+    let out = s
+        .guard_request(ApiFormat::OpenAiChat, &mut req, &app, &mut Redactor::new())
+        .unwrap();
+    assert!(out.deny.is_some(), "{:?}", out.violations);
+    // The fast clean check agrees: these bodies are not clean.
+    let raw = serde_json::to_vec(
+        &json!({"model": "gpt-4o", "messages": [{"role": "user", "content": ssn}]}),
+    )
+    .unwrap();
+    assert!(!s.fast_clean(ApiFormat::OpenAiChat, Side::Request, &raw, &app));
+    // Plain Unicode text is left alone.
+    let mut plain = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "東京の天気は？ naïve café"}]});
+    let out = s
+        .guard_request(
+            ApiFormat::OpenAiChat,
+            &mut plain,
+            &app,
+            &mut Redactor::new(),
+        )
+        .unwrap();
+    assert!(!out.modified && out.violations.is_empty());
+}

@@ -6,6 +6,7 @@
 //! cause catastrophic backtracking.
 
 pub mod detectors;
+pub mod fold;
 pub mod injection;
 pub mod scanner;
 pub mod validators;

@@ -683,6 +683,32 @@ impl Scanner {
         resolve_overlaps(self.scan_all(text), &self.rules)
     }
 
+    /// [`Scanner::scan`] with look-alike characters folded first (see
+    /// [`Scanner::scan_all_folded`]).
+    pub fn scan_folded(&self, text: &str) -> Vec<Match> {
+        resolve_overlaps(self.scan_all_folded(text), &self.rules)
+    }
+
+    /// [`Scanner::scan_all`] of `text` with look-alike characters folded first (see
+    /// [`super::fold`]): `５３６-２２-８７４５` or digits separated by zero-width spaces are
+    /// found; spans are offsets of `text` (the original characters).
+    pub fn scan_all_folded(&self, text: &str) -> Vec<Match> {
+        let Some(f) = super::fold::fold(text) else {
+            return self.scan_all(text);
+        };
+        let mut out: Vec<Match> = self
+            .scan_all(&f.text)
+            .into_iter()
+            .filter_map(|m| {
+                let (start, end) = f.original(m.start, m.end)?;
+                Some(Match { start, end, ..m })
+            })
+            .collect();
+        out.sort_by_key(|m| (m.start, m.end, m.rule));
+        out.dedup_by(|a, b| a.start == b.start && a.end == b.end && a.rule == b.rule);
+        out
+    }
+
     /// All validated matches of all rules, overlapping ones included, sorted by
     /// (start, end, rule).
     pub fn scan_all(&self, text: &str) -> Vec<Match> {

@@ -1,0 +1,198 @@
+//! Look-alike folding before a scan: the characters a value can be written with to slip past
+//! ASCII patterns (fullwidth forms, other scripts' decimal digits, Unicode spaces and dashes,
+//! invisible format characters) mapped to what the patterns read, with the map back to the
+//! original byte offsets.
+//!
+//! `５３６-２２-８７４５`, `4111\u{200B}1111\u{200B}1111\u{200B}1111`, `536–22–8745` (en dash)
+//! or `jane＠example.com` are the same values to a reader; folded, the built-in detectors and
+//! their validators see `536-22-8745`, `4111111111111111`, `jane@example.com`. Matches found
+//! in the folded text are mapped back to spans of the original text, so redaction replaces the
+//! characters that were actually sent.
+//!
+//! Each folded character is one ASCII byte or nothing (an invisible character is dropped);
+//! every other character is copied unchanged. ASCII text and text without a foldable
+//! character are not copied at all ([`fold`] returns `None`).
+
+/// A folded text and, per byte of it, the original span of the character it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Folded {
+    pub text: String,
+    /// Original start offset of the character each folded byte belongs to (per byte).
+    starts: Vec<usize>,
+    /// Original end offset of the character each folded byte belongs to (per byte).
+    ends: Vec<usize>,
+}
+
+impl Folded {
+    /// The original span of the folded span `start..end` (`start < end`, inside the folded
+    /// text): from the start of its first character to the end of its last. Invisible
+    /// characters between them are inside the span; those just outside are not.
+    pub fn original(&self, start: usize, end: usize) -> Option<(usize, usize)> {
+        if start >= end {
+            return None;
+        }
+        let s = *self.starts.get(start)?;
+        let e = *self.ends.get(end - 1)?;
+        (s < e).then_some((s, e))
+    }
+}
+
+/// What one character reads as: an ASCII byte, nothing, or itself.
+fn fold_char(c: char) -> Option<Option<u8>> {
+    let cp = u32::from(c);
+    if cp < 0x80 {
+        return None;
+    }
+    // Invisible format characters: soft hyphen, Mongolian vowel separator, zero-width
+    // space / non-joiner / joiner, word joiner, byte-order mark.
+    if matches!(cp, 0x00AD | 0x180E | 0x200B..=0x200D | 0x2060 | 0xFEFF) {
+        return Some(None);
+    }
+    // Spaces: no-break, en quad … hair space, narrow no-break, medium mathematical,
+    // ideographic.
+    if matches!(cp, 0x00A0 | 0x2000..=0x200A | 0x202F | 0x205F | 0x3000) {
+        return Some(Some(b' '));
+    }
+    // Hyphens and dashes, minus sign, small and fullwidth-compatible hyphen-minus.
+    if matches!(cp, 0x2010..=0x2015 | 0x2212 | 0xFE58 | 0xFE63) {
+        return Some(Some(b'-'));
+    }
+    // Fullwidth forms of ASCII `!` … `~`.
+    if (0xFF01..=0xFF5E).contains(&cp) {
+        return u8::try_from(cp - 0xFEE0).ok().map(Some);
+    }
+    digit_value(cp).map(|d| Some(b'0' + d))
+}
+
+/// The zero of each block of ten decimal digits (Unicode category Nd) outside ASCII that
+/// a number is written with in practice: Arabic-Indic, Extended Arabic-Indic, NKo, the
+/// Indic scripts, Thai, Lao, Tibetan, Myanmar, Khmer, Mongolian, fullwidth, the
+/// mathematical digit styles.
+const DIGIT_ZEROS: &[u32] = &[
+    0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6, 0x0D66,
+    0x0DE6, 0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0xA620, 0xA8D0,
+    0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6,
+    0x1FBF0,
+];
+
+fn digit_value(cp: u32) -> Option<u8> {
+    DIGIT_ZEROS
+        .iter()
+        .find(|&&z| (z..z + 10).contains(&cp))
+        .and_then(|&z| u8::try_from(cp - z).ok())
+}
+
+/// `text` folded, or `None` when nothing in it folds (ASCII text is never copied).
+pub fn fold(text: &str) -> Option<Folded> {
+    if text.is_ascii() {
+        return None;
+    }
+    let first = text
+        .char_indices()
+        .find(|&(_, c)| fold_char(c).is_some())
+        .map(|(i, _)| i)?;
+    let mut out = Folded {
+        text: String::with_capacity(text.len()),
+        starts: Vec::with_capacity(text.len()),
+        ends: Vec::with_capacity(text.len()),
+    };
+    // The prefix before the first foldable character maps one to one.
+    out.text.push_str(&text[..first]);
+    out.starts.extend(0..first);
+    out.ends.extend(1..=first);
+    for (i, c) in text[first..].char_indices() {
+        let (at, len) = (first + i, c.len_utf8());
+        match fold_char(c) {
+            Some(Some(b)) => {
+                out.text.push(char::from(b));
+                out.starts.push(at);
+                out.ends.push(at + len);
+            }
+            Some(None) => {}
+            None => {
+                out.text.push(c);
+                out.starts.extend(at..at + len);
+                out.ends.extend(at + 1..=at + len);
+            }
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ascii_and_plain_unicode_are_not_copied() {
+        assert_eq!(fold("SSN 536-22-8745"), None);
+        // An em dash reads as a hyphen: that text is folded.
+        assert_eq!(fold("naïve café — no").unwrap().text, "naïve café - no");
+        assert_eq!(fold("naïve café, 東京"), None);
+    }
+
+    #[test]
+    fn look_alikes_fold_to_ascii() {
+        let f = fold("SSN ５３６-２２-８７４５!").unwrap();
+        assert_eq!(f.text, "SSN 536-22-8745!");
+        // The whole fullwidth number, from its first to its last character.
+        let (s, e) = f.original(4, 15).unwrap();
+        assert_eq!(&"SSN ５３６-２２-８７４５!"[s..e], "５３６-２２-８７４５");
+        let zw = "card 4111\u{200B}1111\u{200B}1111\u{200B}1111.";
+        let f = fold(zw).unwrap();
+        assert_eq!(f.text, "card 4111111111111111.");
+        let (s, e) = f.original(5, 21).unwrap();
+        assert_eq!(&zw[s..e], "4111\u{200B}1111\u{200B}1111\u{200B}1111");
+        assert_eq!(fold("536–22–8745").unwrap().text, "536-22-8745");
+        assert_eq!(fold("jane＠example．com").unwrap().text, "jane@example.com");
+        assert_eq!(fold("০১৮০৯৯৫৮৪৯০").unwrap().text, "01809958490");
+        assert_eq!(fold("٠١٢٣٤٥٦٧٨٩ ۰۱۲").unwrap().text, "0123456789 012");
+        assert_eq!(fold("01\u{00A0}23\u{202F}45").unwrap().text, "01 23 45");
+        // Invisible characters just outside a span stay outside it.
+        let f = fold("\u{200B}42\u{200B}").unwrap();
+        assert_eq!(f.text, "42");
+        assert_eq!(f.original(0, 2), Some((3, 5)));
+    }
+
+    fn any_text() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "a",
+            "7",
+            " ",
+            "-",
+            "@",
+            "é",
+            "東",
+            "５",
+            "\u{200B}",
+            "–",
+            "\u{00A0}",
+            "٣",
+            "ｘ",
+            "\u{1D7D9}",
+            "\u{FEFF}",
+        ]);
+        prop::collection::vec(pieces, 0..24).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        /// Every folded span maps to a span of the original on character boundaries whose
+        /// own folding is the folded span (modulo invisible characters at its edges).
+        #[test]
+        fn spans_map_back(text in any_text(), a in 0usize..40, b in 0usize..40) {
+            let Some(f) = fold(&text) else {
+                prop_assert!(text.chars().all(|c| fold_char(c).is_none()));
+                return Ok(());
+            };
+            let (a, b) = (a.min(b), a.max(b).min(f.text.len()));
+            if a >= b || !f.text.is_char_boundary(a) || !f.text.is_char_boundary(b) {
+                return Ok(());
+            }
+            let (s, e) = f.original(a, b).unwrap();
+            prop_assert!(text.is_char_boundary(s) && text.is_char_boundary(e));
+            let back = fold(&text[s..e]).map_or_else(|| text[s..e].to_string(), |g| g.text);
+            prop_assert_eq!(back, &f.text[a..b]);
+        }
+    }
+}
