@@ -75,11 +75,16 @@ const DIGIT_ZEROS: &[u32] = &[
     0x1FBF0,
 ];
 
+/// The value of a digit of one of the [`DIGIT_ZEROS`] blocks (sorted: a binary search, so
+/// text in other scripts costs a few comparisons per character).
 fn digit_value(cp: u32) -> Option<u8> {
-    DIGIT_ZEROS
-        .iter()
-        .find(|&&z| (z..z + 10).contains(&cp))
-        .and_then(|&z| u8::try_from(cp - z).ok())
+    let i = DIGIT_ZEROS.partition_point(|&z| z <= cp);
+    let z = *DIGIT_ZEROS.get(i.checked_sub(1)?)?;
+    if cp < z + 10 {
+        u8::try_from(cp - z).ok()
+    } else {
+        None
+    }
 }
 
 /// `text` folded, or `None` when nothing in it folds (ASCII text is never copied).
@@ -130,6 +135,26 @@ mod tests {
         // An em dash reads as a hyphen: that text is folded.
         assert_eq!(fold("naïve café — no").unwrap().text, "naïve café - no");
         assert_eq!(fold("naïve café, 東京"), None);
+    }
+
+    #[test]
+    fn digit_blocks_are_sorted_and_every_digit_has_its_value() {
+        assert!(DIGIT_ZEROS.windows(2).all(|w| w[0] + 10 <= w[1]));
+        for &z in DIGIT_ZEROS {
+            for d in 0..10u8 {
+                assert_eq!(digit_value(z + u32::from(d)), Some(d));
+            }
+            assert_eq!(
+                digit_value(z - 1).filter(|_| !DIGIT_ZEROS.contains(&(z - 10))),
+                None
+            );
+            assert_eq!(
+                digit_value(z + 10).filter(|_| !DIGIT_ZEROS.contains(&(z + 10))),
+                None
+            );
+        }
+        assert_eq!(digit_value(u32::from('東')), None);
+        assert_eq!(digit_value(0x30), None);
     }
 
     #[test]
