@@ -56,7 +56,23 @@ fn main() {
     let text =
         "You said: Hello! Please summarise the plot of a short story about a lighthouse keeper.";
     time_ns("mask_all (88 chars)", &mut || set.mask_all(text).len());
+    let cjk = "東京の天気は晴れです。明日の会議は十時からです。".repeat(30);
+    time_ns(
+        "fold check, 2 KB of CJK text (nothing to fold)",
+        &mut || usize::from(parapet::policy::fold::fold(&cjk).is_some()),
+    );
+    let cyr = "Привет, как дела? Встреча завтра в десять. ".repeat(26);
+    time_ns(
+        "fold check, 2 KB of Cyrillic text (nothing to fold)",
+        &mut || usize::from(parapet::policy::fold::fold(&cyr).is_some()),
+    );
     if let Some(scanner) = set.scanner() {
+        time_ns("scan_all_folded, 2 KB of CJK text", &mut || {
+            scanner.scan_all_folded(&cjk).len()
+        });
+        time_ns("scan_all, 2 KB of CJK text", &mut || {
+            scanner.scan_all(&cjk).len()
+        });
         time_ns("scan_all (88 chars)", &mut || scanner.scan_all(text).len());
         let long = text.repeat(4);
         time_ns("scan_all (352 chars)", &mut || {

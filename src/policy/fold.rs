@@ -87,40 +87,95 @@ fn digit_value(cp: u32) -> Option<u8> {
     }
 }
 
+/// First bytes of the UTF-8 encodings of every character [`fold_char`] changes (CJK,
+/// Cyrillic, Greek and most other scripts start with other bytes and are skipped without
+/// decoding).
+const LEADS: [bool; 256] = {
+    let mut t = [false; 256];
+    let leads: [u8; 10] = [
+        // (0xE3, the ideographic space's, is checked only in texts that contain one: it
+        // also starts every kana.)
+        0xC2, 0xD9, 0xDB, 0xDF, 0xE0, 0xE1, 0xE2, 0xEA, 0xEF, 0xF0,
+    ];
+    let mut i = 0;
+    while i < leads.len() {
+        t[leads[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// UTF-8 of U+3000 IDEOGRAPHIC SPACE.
+const IDEOGRAPHIC_SPACE: &[u8] = "\u{3000}".as_bytes();
+
+/// Offset (at or after `from`) and folding of the next character [`fold_char`] changes;
+/// `e3`: the text has an ideographic space (see [`LEADS`]).
+fn next_foldable(text: &str, mut from: usize, e3: bool) -> Option<(usize, char, Option<u8>)> {
+    let bytes = text.as_bytes();
+    loop {
+        let k = bytes
+            .get(from..)?
+            .iter()
+            .position(|&b| LEADS[usize::from(b)] || (e3 && b == 0xE3))?;
+        from += k;
+        // Lead bytes shared with frequent characters that never fold (Latin-1 signs, kana and
+        // CJK punctuation, arrows and symbols, halfwidth forms): the second byte decides.
+        let second = bytes.get(from + 1).copied().unwrap_or(0);
+        let maybe = match bytes.get(from).copied().unwrap_or(0) {
+            0xC2 => matches!(second, 0xA0 | 0xAD),
+            0xE2 => matches!(second, 0x80 | 0x81 | 0x88),
+            0xE3 => second == 0x80,
+            0xEF => matches!(second, 0xB9 | 0xBB | 0xBC | 0xBD),
+            _ => true,
+        };
+        // A lead byte starts a character: `from` is a char boundary.
+        let c = text.get(from..)?.chars().next()?;
+        if !maybe {
+            from += c.len_utf8();
+            continue;
+        }
+        if let Some(f) = fold_char(c) {
+            return Some((from, c, f));
+        }
+        from += c.len_utf8();
+    }
+}
+
 /// `text` folded, or `None` when nothing in it folds (ASCII text is never copied).
 pub fn fold(text: &str) -> Option<Folded> {
     if text.is_ascii() {
         return None;
     }
-    let first = text
-        .char_indices()
-        .find(|&(_, c)| fold_char(c).is_some())
-        .map(|(i, _)| i)?;
+    let e3 = memchr::memmem::find(text.as_bytes(), IDEOGRAPHIC_SPACE).is_some();
+    let mut next = next_foldable(text, 0, e3)?;
     let mut out = Folded {
         text: String::with_capacity(text.len()),
         starts: Vec::with_capacity(text.len()),
         ends: Vec::with_capacity(text.len()),
     };
-    // The prefix before the first foldable character maps one to one.
-    out.text.push_str(&text[..first]);
-    out.starts.extend(0..first);
-    out.ends.extend(1..=first);
-    for (i, c) in text[first..].char_indices() {
-        let (at, len) = (first + i, c.len_utf8());
-        match fold_char(c) {
-            Some(Some(b)) => {
-                out.text.push(char::from(b));
-                out.starts.push(at);
-                out.ends.push(at + len);
-            }
-            Some(None) => {}
-            None => {
-                out.text.push(c);
-                out.starts.extend(at..at + len);
-                out.ends.extend(at + 1..=at + len);
-            }
+    let mut copied = 0;
+    loop {
+        let (at, c, f) = next;
+        // The run before it maps one to one (every byte of a copied character to itself:
+        // matches start and end on character boundaries).
+        out.text.push_str(text.get(copied..at)?);
+        out.starts.extend(copied..at);
+        out.ends.extend(copied + 1..=at);
+        let len = c.len_utf8();
+        if let Some(b) = f {
+            out.text.push(char::from(b));
+            out.starts.push(at);
+            out.ends.push(at + len);
+        }
+        copied = at + len;
+        match next_foldable(text, copied, e3) {
+            Some(n) => next = n,
+            None => break,
         }
     }
+    out.text.push_str(text.get(copied..)?);
+    out.starts.extend(copied..text.len());
+    out.ends.extend(copied + 1..=text.len());
     Some(out)
 }
 
@@ -155,6 +210,36 @@ mod tests {
         }
         assert_eq!(digit_value(u32::from('東')), None);
         assert_eq!(digit_value(0x30), None);
+    }
+
+    #[test]
+    fn every_foldable_character_starts_with_a_listed_byte() {
+        for cp in 0x80..=0x1FFFFu32 {
+            let Some(c) = char::from_u32(cp) else {
+                continue;
+            };
+            if fold_char(c).is_some() {
+                let mut buf = [0u8; 4];
+                let enc = c.encode_utf8(&mut buf).as_bytes();
+                assert!(
+                    LEADS[usize::from(enc[0])] || c == '\u{3000}',
+                    "U+{cp:04X} starts with {:#x}",
+                    enc[0]
+                );
+                // And passes the second-byte filter: found in a text of its own.
+                let t = format!("東{c}の");
+                let e3 = c == '\u{3000}';
+                assert_eq!(
+                    next_foldable(&t, 0, e3).map(|(at, ..)| at),
+                    Some(3),
+                    "U+{cp:04X}"
+                );
+                assert_eq!(
+                    fold(&t).map(|f| f.text.len()),
+                    Some(6 + usize::from(fold_char(c).flatten().is_some()))
+                );
+            }
+        }
     }
 
     #[test]
@@ -197,6 +282,11 @@ mod tests {
             "ｘ",
             "\u{1D7D9}",
             "\u{FEFF}",
+            "の",
+            "\u{3000}",
+            "。",
+            "©",
+            "→",
         ]);
         prop::collection::vec(pieces, 0..24).prop_map(|v| v.concat())
     }
