@@ -696,17 +696,15 @@ impl Scanner {
         let Some(f) = super::fold::fold(text) else {
             return self.scan_all(text);
         };
-        let mut out: Vec<Match> = self
-            .scan_all(&f.text)
+        // The map back is strictly increasing in both ends: the matches keep their order
+        // (start, end, rule) and stay distinct.
+        self.scan_all(&f.text)
             .into_iter()
             .filter_map(|m| {
                 let (start, end) = f.original(m.start, m.end)?;
                 Some(Match { start, end, ..m })
             })
-            .collect();
-        out.sort_by_key(|m| (m.start, m.end, m.rule));
-        out.dedup_by(|a, b| a.start == b.start && a.end == b.end && a.rule == b.rule);
-        out
+            .collect()
     }
 
     /// All validated matches of all rules, overlapping ones included, sorted by

@@ -97,6 +97,50 @@ struct Function<'a> {
     arguments: Option<Cow<'a, str>>,
 }
 
+/// The visits of JSON values a visitor below does not read: each consumed, `$none`. Always
+/// booleans, floats, null and arrays; `str`, `ints` and `map` add strings, integers and
+/// objects for the visitors that do not read those either.
+macro_rules! other_values {
+    ($none:expr $(, $extra:ident)*) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok($none)
+        }
+        $(other_values!(@$extra $none);)*
+    };
+    (@str $none:expr) => {
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+    };
+    (@ints $none:expr) => {
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+    };
+    (@map $none:expr) => {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok($none)
+        }
+    };
+}
+
 /// An `id` / `model` member as the `Meta` item reads it: whether it is there at all (any
 /// value, `null` included) and its text when it is a string.
 #[derive(Default)]
@@ -134,32 +178,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for MetaField<'a> {
             fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
                 Ok(MetaField::Str(Cow::Owned(v.to_owned())))
             }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(MetaField::Other)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(MetaField::Other)
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(MetaField::Other)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(MetaField::Other)
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(MetaField::Other)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(MetaField::Other)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(MetaField::Other)
-            }
+            other_values!(MetaField::Other, ints, map);
         }
         d.deserialize_any(V(PhantomData))
     }
@@ -215,31 +234,6 @@ impl<'de> Deserialize<'de> for UsageKey {
     }
 }
 
-/// The visits of a value that is not the one a usage visitor reads: consumed, `$none`.
-macro_rules! other_values {
-    ($none:expr) => {
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok($none)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok($none)
-        }
-        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-            Ok($none)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok($none)
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok($none)
-        }
-    };
-}
-
 /// A token count: `Some` for an integer `Value::as_u64` would take (`Value` stores a
 /// non-negative `i64` as unsigned), `None` for any other JSON value.
 struct Count(Option<u64>);
@@ -262,7 +256,7 @@ impl<'de> Deserialize<'de> for Count {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(Count(None))
             }
-            other_values!(Count(None));
+            other_values!(Count(None), str);
         }
         d.deserialize_any(V)
     }
@@ -279,12 +273,6 @@ impl<'de> Deserialize<'de> for Details {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_u64<E>(self, _: u64) -> Result<Details, E> {
-                Ok(Details(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Details, E> {
-                Ok(Details(None))
-            }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Details, A::Error> {
                 let mut cached = None;
                 while let Some(k) = map.next_key::<UsageKey>()? {
@@ -297,7 +285,7 @@ impl<'de> Deserialize<'de> for Details {
                 }
                 Ok(Details(cached))
             }
-            other_values!(Details(None));
+            other_values!(Details(None), str, ints);
         }
         d.deserialize_any(V)
     }
@@ -310,12 +298,6 @@ impl<'de> Deserialize<'de> for UsageIn {
             type Value = UsageIn;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("any JSON value")
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<UsageIn, E> {
-                Ok(UsageIn(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<UsageIn, E> {
-                Ok(UsageIn(None))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UsageIn, A::Error> {
                 // One slot per member `Usage::from_json` reads; a repeated member overwrites.
@@ -353,7 +335,7 @@ impl<'de> Deserialize<'de> for UsageIn {
                     cache_read_input_tokens: read.or(prompt_details).or(input_details),
                 })))
             }
-            other_values!(UsageIn(None));
+            other_values!(UsageIn(None), str, ints);
         }
         d.deserialize_any(V)
     }
