@@ -118,8 +118,17 @@ fn bench(c: &mut Criterion) {
     let long = "The lighthouse keeper counted the ships that passed each night and wrote \
 their names in a book that nobody else ever read. "
         .repeat(19);
+    // Japanese prose with fullwidth commas and ideographic spaces (characters the guard
+    // reads folded), 2 KB in deltas of two characters.
+    let cjk = "灯台守は毎晩通り過ぎる船を数え，誰も読まない本にその名前を書いた。　".repeat(20);
+    let cjk: String = cjk.chars().take(682).collect();
     let cases = [
         ("chat_25_events", sse(&short, 8), ApiFormat::OpenAiChat),
+        (
+            "chat_cjk_2kb_341_events",
+            sse(&cjk, 6),
+            ApiFormat::OpenAiChat,
+        ),
         (
             "chat_2kb_512_events",
             sse(&long[..2048], 4),

@@ -317,10 +317,6 @@ pub struct Ctx<'a> {
 pub struct Applicable {
     rules: Vec<bool>,
     any: bool,
-    /// Scan with look-alike characters folded (request side and stored summaries; see
-    /// `policy::fold`). Not yet on the answer side: the stream guard's hold-back works on
-    /// the raw bytes, and a stream must give exactly the non-streamed answer's output.
-    fold: bool,
 }
 
 impl Applicable {
@@ -552,11 +548,7 @@ impl PolicySet {
     pub fn applicable(&self, ctx: &Ctx<'_>) -> Applicable {
         let rules: Vec<bool> = self.rules.iter().map(|r| r.applies(ctx)).collect();
         let any = rules.iter().any(|x| *x);
-        Applicable {
-            rules,
-            any,
-            fold: ctx.side == Side::Request,
-        }
+        Applicable { rules, any }
     }
 
     /// Longest possible match of the rules applicable at `loc` (the streaming window).
@@ -640,11 +632,9 @@ impl PolicySet {
             return Vec::new();
         }
         let mut cands: Vec<Finding> = Vec::new();
-        let matches = if app.fold {
-            scanner.scan_all_folded(text)
-        } else {
-            scanner.scan_all(text)
-        };
+        // Look-alike characters folded on both sides (see `policy::fold`); the stream guard
+        // holds back and re-reads text in folded bytes, so a stream gives the same output.
+        let matches = scanner.scan_all_folded(text);
         for m in matches {
             let Some(ri) = self.scanner_to_rule.get(m.rule).map(|s| s.rule) else {
                 continue;
@@ -695,7 +685,6 @@ impl PolicySet {
         let all = Applicable {
             rules: vec![true; self.rules.len()],
             any: !self.rules.is_empty(),
-            fold: true,
         };
         let findings = self.find(text, Locations::ALL, &all);
         let mut out = String::with_capacity(text.len());

@@ -13,6 +13,11 @@
 //! on the whole text or on any window of it. Releasing such text unscanned therefore gives
 //! exactly what the scan would: the same bytes, no finding.
 //!
+//! The scanner reads look-alike characters folded (`policy::fold`), so the DFA is fed the
+//! folded characters too (a fullwidth digit as its ASCII digit, an invisible character not
+//! at all) and quiet offsets fall between whole characters: the argument above then holds
+//! for the folded text, which is what the scanner reads.
+//!
 //! Where the filter saw a match, or cannot tell (the cache was cleared under a position's
 //! saved state), the stream guard falls back to its exact windowed scan.
 
@@ -24,6 +29,8 @@ use regex_automata::nfa::thompson;
 use regex_automata::util::start;
 use regex_automata::{Anchored, MatchKind};
 use regex_syntax::hir::{Hir, HirKind};
+
+use crate::policy::fold;
 
 /// Caches kept for reuse (warm: a new stream starts with the states earlier ones built).
 const POOL_MAX: usize = 32;
@@ -190,40 +197,95 @@ impl Quiet {
             }
         };
         let base = self.scanned;
-        for (k, &b) in new.iter().enumerate() {
-            sid = match f.dfa.next_state(&mut c.cache, sid, b) {
-                Ok(s) => s,
-                Err(_) => {
-                    self.broken = true;
-                    return;
+        // The DFA reads the text folded, as the scanner does (see `policy::fold`): a
+        // look-alike character is fed as its ASCII byte, an invisible one not at all. Quiet
+        // points fall after whole characters. A character cut at the end of `text` waits.
+        let mut k = 0;
+        while let Some(&b) = new.get(k) {
+            if b < 0x80 {
+                sid = match self.step(f, c, sid, b, base + k, &mut start) {
+                    Some(s) => s,
+                    None => return,
+                };
+                k += 1;
+                if sid == start {
+                    self.quiet = base + k;
                 }
+                continue;
+            }
+            let len = match b {
+                0xF0.. => 4,
+                0xE0.. => 3,
+                0xC0.. => 2,
+                _ => 1,
             };
-            if sid.is_tagged() {
-                if sid.is_match() {
-                    // A match ends at `base + k` (exclusive): the DFA reports it one
-                    // byte late.
-                    self.busy_until = base + k;
+            let Some(ch) = new.get(k..k + len) else {
+                break;
+            };
+            let folded = fold::may_fold(ch)
+                .then(|| std::str::from_utf8(ch).ok())
+                .flatten()
+                .and_then(|s| s.chars().next())
+                .and_then(fold::reads_as);
+            let one;
+            let feed: &[u8] = match folded {
+                Some(Some(x)) => {
+                    one = [x];
+                    &one
                 }
-                if sid.is_quit() || sid.is_unknown() {
-                    self.broken = true;
-                    return;
-                }
+                Some(None) => &[],
+                None => ch,
+            };
+            for (j, &x) in feed.iter().enumerate() {
+                // A match ends before this byte: at the start of a folded character, or here.
+                let at = base + k + if folded.is_some() { 0 } else { j };
+                sid = match self.step(f, c, sid, x, at, &mut start) {
+                    Some(s) => s,
+                    None => return,
+                };
             }
-            if c.clears != c.cache.clear_count() {
-                match c.start(&f.dfa) {
-                    Some(s) => start = s,
-                    None => {
-                        self.broken = true;
-                        return;
-                    }
-                }
-            }
+            k += len;
             if sid == start {
-                self.quiet = base + k + 1;
+                self.quiet = base + k;
             }
         }
-        self.scanned = base + new.len();
+        self.scanned = base + k;
         self.state = Some((sid, c.cache.clear_count()));
+    }
+
+    /// One byte through the DFA; `at` is where a match the new state reports ended
+    /// (the DFA reports a match one byte late). `None`: the filter broke (it can no longer
+    /// tell), and the stream guard scans from now on.
+    fn step(
+        &mut self,
+        f: &QuietFilter,
+        c: &mut QuietCache,
+        sid: LazyStateID,
+        b: u8,
+        at: usize,
+        start: &mut LazyStateID,
+    ) -> Option<LazyStateID> {
+        let Ok(sid) = f.dfa.next_state(&mut c.cache, sid, b) else {
+            self.broken = true;
+            return None;
+        };
+        if sid.is_tagged() {
+            if sid.is_match() {
+                self.busy_until = at;
+            }
+            if sid.is_quit() || sid.is_unknown() {
+                self.broken = true;
+                return None;
+            }
+        }
+        if c.clears != c.cache.clear_count() {
+            let Some(s) = c.start(&f.dfa) else {
+                self.broken = true;
+                return None;
+            };
+            *start = s;
+        }
+        Some(sid)
     }
 
     /// The last offset at which no match was in progress or ending, when no match ended
@@ -328,6 +390,27 @@ mod tests {
         assert_eq!(q.quiet_point(0), None);
         let q = feed(&f, "a secr b", 1);
         assert_eq!(q.quiet_point(0), Some(8));
+    }
+
+    #[test]
+    fn look_alike_values_keep_the_filter_busy() {
+        let f = filter(&[r"\d{3}-\d{2}-\d{4}", r"ghp_[A-Za-z0-9]{6}"]);
+        for text in [
+            "ssn ５３６-２２-８７４５ ok",
+            "ssn 5\u{200B}3\u{200B}6-22-8745 ok",
+            "ssn 536–22–8745 ok",
+            "ssn ৫৩৬-২২-৮৭৪৫ ok",
+            "key ｇｈｐ＿abcdef ok",
+        ] {
+            for steps in [1, 3, 7] {
+                let q = feed(&f, text, steps);
+                // The match ends before " ok": not quiet from the start.
+                assert_eq!(q.quiet_point(0), None, "{text:?} by {steps}");
+            }
+        }
+        // Look-alike text that holds no value stays quiet.
+        let q = feed(&f, "東京　５３ ok", 2);
+        assert_eq!(q.quiet_point(0), Some("東京　５３ ok".len()));
     }
 
     #[test]

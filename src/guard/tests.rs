@@ -506,3 +506,35 @@ fn look_alike_characters_do_not_slip_past_request_rules() {
         .unwrap();
     assert!(!out.modified && out.violations.is_empty());
 }
+
+#[test]
+fn look_alike_characters_in_an_answer_are_redacted_too() {
+    let s = shipped();
+    let app = s.applicable(&ctx(Side::Response));
+    let ssn = "５３６-２２-８７４５";
+    let card = "4111\u{200B}1111\u{200B}1111\u{200B}1111";
+    let args = serde_json::to_string(&json!({"card": card})).unwrap();
+    let mut resp = json!({"id": "x", "object": "chat.completion", "choices": [{"index": 0,
+        "message": {"role": "assistant", "content": format!("Your SSN is {ssn}."),
+            "tool_calls": [{"id": "c1", "type": "function",
+                "function": {"name": "pay", "arguments": args}}]},
+        "finish_reason": "stop"}]});
+    let raw = serde_json::to_vec(&resp).unwrap();
+    assert!(!s.fast_clean(ApiFormat::OpenAiChat, Side::Response, &raw, &app));
+    let out = s
+        .guard_response(ApiFormat::OpenAiChat, &mut resp, &app, &mut Redactor::new())
+        .unwrap();
+    assert!(out.modified);
+    let text = resp.to_string();
+    assert!(
+        !text.contains(ssn) && !text.contains("1111\\u200b1111"),
+        "{text}"
+    );
+    let content = resp["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(content.starts_with("Your SSN is [US_SSN_"), "{content}");
+    let args = resp["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+        .as_str()
+        .unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(args).expect("arguments stay valid JSON");
+    assert_ne!(parsed["card"].as_str(), Some(card), "{args}");
+}

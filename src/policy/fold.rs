@@ -37,31 +37,100 @@ impl Folded {
     }
 }
 
+/// Invisible format characters (dropped): soft hyphen, Mongolian vowel separator,
+/// zero-width space / non-joiner / joiner, word joiner, byte-order mark.
+const INVISIBLE: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200D}'),
+    ('\u{2060}', '\u{2060}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+];
+
+/// Spaces read as ` `: no-break, en quad … hair space, narrow no-break, medium
+/// mathematical, ideographic.
+const SPACES: &[(char, char)] = &[
+    ('\u{00A0}', '\u{00A0}'),
+    ('\u{2000}', '\u{200A}'),
+    ('\u{202F}', '\u{202F}'),
+    ('\u{205F}', '\u{205F}'),
+    ('\u{3000}', '\u{3000}'),
+];
+
+/// Hyphens and dashes, minus sign, small and fullwidth-compatible hyphen-minus: read as `-`.
+const DASHES: &[(char, char)] = &[
+    ('\u{2010}', '\u{2015}'),
+    ('\u{2212}', '\u{2212}'),
+    ('\u{FE58}', '\u{FE58}'),
+    ('\u{FE63}', '\u{FE63}'),
+];
+
+/// Offset between a fullwidth form (U+FF01 … U+FF5E) and its ASCII character.
+const FULLWIDTH_OFFSET: u32 = 0xFEE0;
+
+fn within(c: char, ranges: &[(char, char)]) -> bool {
+    ranges.iter().any(|&(a, b)| a <= c && c <= b)
+}
+
+/// What one character reads as to the scanner: an ASCII byte, nothing (an invisible
+/// character), or itself (`None`).
+pub fn reads_as(c: char) -> Option<Option<u8>> {
+    fold_char(c)
+}
+
 /// What one character reads as: an ASCII byte, nothing, or itself.
 fn fold_char(c: char) -> Option<Option<u8>> {
     let cp = u32::from(c);
     if cp < 0x80 {
         return None;
     }
-    // Invisible format characters: soft hyphen, Mongolian vowel separator, zero-width
-    // space / non-joiner / joiner, word joiner, byte-order mark.
-    if matches!(cp, 0x00AD | 0x180E | 0x200B..=0x200D | 0x2060 | 0xFEFF) {
+    if within(c, INVISIBLE) {
         return Some(None);
     }
-    // Spaces: no-break, en quad … hair space, narrow no-break, medium mathematical,
-    // ideographic.
-    if matches!(cp, 0x00A0 | 0x2000..=0x200A | 0x202F | 0x205F | 0x3000) {
+    if within(c, SPACES) {
         return Some(Some(b' '));
     }
-    // Hyphens and dashes, minus sign, small and fullwidth-compatible hyphen-minus.
-    if matches!(cp, 0x2010..=0x2015 | 0x2212 | 0xFE58 | 0xFE63) {
+    if within(c, DASHES) {
         return Some(Some(b'-'));
     }
-    // Fullwidth forms of ASCII `!` … `~`.
     if (0xFF01..=0xFF5E).contains(&cp) {
-        return u8::try_from(cp - 0xFEE0).ok().map(Some);
+        return u8::try_from(cp - FULLWIDTH_OFFSET).ok().map(Some);
     }
     digit_value(cp).map(|d| Some(b'0' + d))
+}
+
+/// Start of the shortest tail of `text[..end]` whose folding is at least `want` bytes long
+/// (0 when all of it is shorter): how far back a streamed text must be held or re-read so
+/// that `want` bytes of what the scanner reads lie after it. Equals `end - want` for ASCII;
+/// a fullwidth character counts one byte, an invisible one nothing. `end` must be a char
+/// boundary; the result is one.
+pub fn back(text: &str, end: usize, want: usize) -> usize {
+    let Some(head) = text.get(..end) else {
+        return 0;
+    };
+    if end <= want {
+        // Folding never lengthens a text.
+        return 0;
+    }
+    if head
+        .as_bytes()
+        .get(end - want..)
+        .is_some_and(<[u8]>::is_ascii)
+    {
+        return end - want;
+    }
+    let mut got = 0;
+    for (i, c) in head.char_indices().rev() {
+        got += match fold_char(c) {
+            Some(Some(_)) => 1,
+            Some(None) => 0,
+            None => c.len_utf8(),
+        };
+        if got >= want {
+            return i;
+        }
+    }
+    0
 }
 
 /// The zero of each block of ten decimal digits (Unicode category Nd) outside ASCII that
@@ -108,6 +177,28 @@ const LEADS: [bool; 256] = {
 /// UTF-8 of U+3000 IDEOGRAPHIC SPACE.
 const IDEOGRAPHIC_SPACE: &[u8] = "\u{3000}".as_bytes();
 
+/// For a character at the start of `ch` whose lead byte is in [`LEADS`] (or is 0xE3): lead
+/// bytes shared with frequent characters that never fold (Latin-1 signs, kana and CJK
+/// punctuation, arrows and symbols, halfwidth forms) are told apart by the second byte.
+fn second_byte_may_fold(ch: &[u8]) -> bool {
+    let second = ch.get(1).copied().unwrap_or(0);
+    match ch.first().copied().unwrap_or(0) {
+        0xC2 => matches!(second, 0xA0 | 0xAD),
+        0xE2 => matches!(second, 0x80 | 0x81 | 0x88),
+        0xE3 => second == 0x80,
+        0xEF => matches!(second, 0xB9 | 0xBB | 0xBC | 0xBD),
+        _ => true,
+    }
+}
+
+/// Whether the character encoded at the start of `ch` may fold: `false` for most
+/// characters of other scripts, without decoding them ([`reads_as`] decides the rest).
+pub fn may_fold(ch: &[u8]) -> bool {
+    ch.first()
+        .is_some_and(|&b| LEADS[usize::from(b)] || b == 0xE3)
+        && second_byte_may_fold(ch)
+}
+
 /// Offset (at or after `from`) and folding of the next character [`fold_char`] changes;
 /// `e3`: the text has an ideographic space (see [`LEADS`]).
 fn next_foldable(text: &str, mut from: usize, e3: bool) -> Option<(usize, char, Option<u8>)> {
@@ -118,19 +209,9 @@ fn next_foldable(text: &str, mut from: usize, e3: bool) -> Option<(usize, char, 
             .iter()
             .position(|&b| LEADS[usize::from(b)] || (e3 && b == 0xE3))?;
         from += k;
-        // Lead bytes shared with frequent characters that never fold (Latin-1 signs, kana and
-        // CJK punctuation, arrows and symbols, halfwidth forms): the second byte decides.
-        let second = bytes.get(from + 1).copied().unwrap_or(0);
-        let maybe = match bytes.get(from).copied().unwrap_or(0) {
-            0xC2 => matches!(second, 0xA0 | 0xAD),
-            0xE2 => matches!(second, 0x80 | 0x81 | 0x88),
-            0xE3 => second == 0x80,
-            0xEF => matches!(second, 0xB9 | 0xBB | 0xBC | 0xBD),
-            _ => true,
-        };
         // A lead byte starts a character: `from` is a char boundary.
         let c = text.get(from..)?.chars().next()?;
-        if !maybe {
+        if !second_byte_may_fold(bytes.get(from..).unwrap_or_default()) {
             from += c.len_utf8();
             continue;
         }
@@ -228,6 +309,7 @@ mod tests {
                 );
                 // And passes the second-byte filter: found in a text of its own.
                 let t = format!("東{c}の");
+                assert!(may_fold(enc), "U+{cp:04X}");
                 let e3 = c == '\u{3000}';
                 assert_eq!(
                     next_foldable(&t, 0, e3).map(|(at, ..)| at),
@@ -265,6 +347,19 @@ mod tests {
         assert_eq!(f.original(0, 2), Some((3, 5)));
     }
 
+    #[test]
+    fn back_counts_folded_bytes() {
+        assert_eq!(back("hello world", 11, 5), 6);
+        assert_eq!(back("hello", 5, 9), 0);
+        // Fullwidth digits count one byte each, invisible characters nothing.
+        let t = "x５３６\u{200B}\u{200B}7";
+        assert_eq!(back(t, t.len(), 2), 7);
+        assert_eq!(back(t, t.len(), 4), 1);
+        assert_eq!(back(t, t.len(), 5), 0);
+        // Other scripts count their bytes.
+        assert_eq!(back("東京", 6, 3), 3);
+    }
+
     fn any_text() -> impl Strategy<Value = String> {
         let pieces = prop::sample::select(vec![
             "a",
@@ -292,6 +387,21 @@ mod tests {
     }
 
     proptest! {
+        /// `back` gives the shortest tail folding to at least `want` bytes.
+        #[test]
+        fn back_is_the_shortest_long_enough_tail(text in any_text(), want in 0usize..30) {
+            let flen = |t: &str| fold(t).map_or(t.len(), |f| f.text.len());
+            let p = back(&text, text.len(), want);
+            prop_assert!(text.is_char_boundary(p));
+            prop_assert!(p == 0 || flen(&text[p..]) >= want);
+            if p < text.len() {
+                let next = p + text[p..].chars().next().map_or(0, char::len_utf8);
+                prop_assert!(flen(&text[next..]) < want);
+            } else {
+                prop_assert!(want == 0 || p == 0);
+            }
+        }
+
         /// Every folded span maps to a span of the original on character boundaries whose
         /// own folding is the folded span (modulo invisible characters at its edges).
         #[test]

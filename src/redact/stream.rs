@@ -4,6 +4,8 @@
 //! - **text**: deltas are appended to the position's text; everything except the last
 //!   `window` bytes (the longest match any applicable rule can have, plus a context margin)
 //!   is released, redacted; a match that crosses the release point holds back from its start.
+//!   The window is counted in folded bytes (look-alike characters read as ASCII, invisible
+//!   ones as nothing: see `policy::fold`), as the scanner reads the text.
 //!   So a value split across any number of chunks is still found, and time-to-first-token
 //!   grows by at most the window. The position is flushed (window released) when its block,
 //!   choice or the stream ends.
@@ -29,6 +31,7 @@ use crate::guard::quiet::{Quiet, QuietCache, QuietFilter};
 use crate::guard::{
     Applicable, Finding, HoldPlan, Locations, Outcome, Pass, PolicySet, Side, CONTEXT_MARGIN,
 };
+use crate::policy::fold;
 use crate::provider::splice::{same_layout, splice_at, string_at, string_span};
 use crate::provider::{
     may_have_logprobs, rebuild_event, strip_logprobs, ApiFormat, PathElem, SegmentKind, StreamItem,
@@ -800,9 +803,12 @@ impl StreamGuard {
         }
         let mut safe_abs = floor_boundary(&st.text, hold.max(st.released) - st.base) + st.base;
         let stable_limit = safe_abs;
-        let scan_from = floor_boundary(
+        // The context margin before the release point, in folded bytes (what the scanner
+        // reads: a fullwidth character is one byte of it).
+        let scan_from = fold::back(
             &st.text,
-            st.released.saturating_sub(CONTEXT_MARGIN).max(st.base) - st.base,
+            floor_boundary(&st.text, st.released - st.base),
+            CONTEXT_MARGIN,
         );
         let region = &st.text[scan_from..];
         let offset = st.base + scan_from;
@@ -982,7 +988,11 @@ fn rewrite(ev: &SseEvent, edits: &[(&[PathElem], &str)]) -> Result<Bytes, Vec<Ar
 /// Drop released text beyond [`TRIM_AFTER`] bytes (keeping the context margin).
 fn trim(st: &mut TextState) {
     if st.released - st.base > TRIM_AFTER {
-        let cut = floor_boundary(&st.text, st.released - st.base - CONTEXT_MARGIN);
+        let cut = fold::back(
+            &st.text,
+            floor_boundary(&st.text, st.released - st.base),
+            CONTEXT_MARGIN,
+        );
         st.text.drain(..cut);
         st.base += cut;
     }
@@ -1001,7 +1011,9 @@ fn hold_point(
     caches: &mut Vec<Option<regex_automata::hybrid::dfa::Cache>>,
 ) -> usize {
     let len_abs = st.base + st.text.len();
-    let mut hold = len_abs.saturating_sub(plan.window);
+    // The window counts folded bytes: a match of look-alike characters (fullwidth digits,
+    // zero-width spaces between them) is longer in the text than in what the scanner reads.
+    let mut hold = st.base + fold::back(&st.text, st.text.len(), plan.window);
     let Some(set) = &plan.anchors else {
         return hold;
     };
@@ -1378,6 +1390,19 @@ action = "redact"
         "postgres://app:Xk9#2mLq@db.internal:5432/x",
         "https://admin:Xk9q2LmZ7vRt4WpN@db.internal.example.com:5432",
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiYWRtaW4iOnRydWUsImlhdCI6MTUxNjIzOTAyMn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        // Look-alike characters (read folded, see `policy::fold`): fullwidth digits, digits
+        // between zero-width spaces, en dashes, a fullwidth at sign and dot, CJK text with
+        // fullwidth punctuation and an ideographic space. (Kept apart by words in the fixed
+        // order of `redacting_twice_changes_nothing`: a number directly after another is
+        // read as one run, see the scanner's resume rule.)
+        "５３６-２２-４８７６",
+        "or",
+        "4111\u{200B}1111\u{200B}1111\u{200B}\u{200B}\u{200B}1111",
+        "or",
+        "536–22–4876",
+        "jane＠example．com",
+        "東京、（株）　５月",
+        "\u{200B}",
     ];
 
     /// Placeholders without their numbers (`[EMAIL_2]` → `[EMAIL]`): texts redacted in one
@@ -1641,6 +1666,41 @@ action = "redact"
             let a = app(&set);
             let Replay { content, .. } = replay_chat(set.clone(), a, &secret, &[size], &[5]);
             assert_eq!(content, expected, "delta {size}");
+        }
+    }
+
+    #[test]
+    fn look_alike_values_never_reach_the_client_at_any_split() {
+        let set = shipped();
+        let text = "SSN ５３６-２２-４８７６, card 4\u{200B}1\u{200B}1\u{200B}1 1111 1111 1111 \
+                    and mail jane＠example．com; done.";
+        // A card with invisible characters between its digits: longer in bytes than the
+        // hold-back window, which counts the folded bytes the scanner reads.
+        let spaced: String = "Card 4111111111111111."
+            .chars()
+            .map(|c| format!("{c}\u{200B}\u{2060}\u{FEFF}\u{200C}"))
+            .collect();
+        assert!(spaced.len() > set.hold_plan(&app(&set), Locations::ASSISTANT).window);
+        for text in [text.to_string(), spaced] {
+            check_look_alike_stream(&set, &text);
+        }
+    }
+
+    fn check_look_alike_stream(set: &Arc<PolicySet>, text: &str) {
+        let (expected, _) = whole(set, text);
+        assert!(
+            expected.contains("[CREDIT_CARD") || expected.contains("****"),
+            "{expected}"
+        );
+        for size in [1, 2, 3, 5, 8] {
+            let a = app(set);
+            let Replay { content, .. } = replay_chat(set.clone(), a, text, &[size], &[7, 1, 13]);
+            assert_eq!(content, expected, "chunks of {size}");
+            // Read as the scanner reads it (invisible characters dropped): no value left.
+            let read = crate::policy::fold::fold(&content).map_or(content.clone(), |f| f.text);
+            for value in ["536", "4876", "1111 1111", "4111", "example.com"] {
+                assert!(!read.contains(value), "{value} leaked: {content}");
+            }
         }
     }
 
