@@ -414,6 +414,34 @@ fn check_phone_context(text: &str, s: usize, e: usize) -> Option<(usize, usize)>
 // ---------------------------------------------------------------- credit card
 
 fn check_card(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    if let Some(span) = card_at(text, s, e) {
+        return Some(span);
+    }
+    // Two numbers in one run, written with different separators (`536-22-4876 4111 1111
+    // 1111 1111`: an SSN, then a card; the pattern reads them as one number): the number
+    // after the first change of separator is tried on its own, with the extent the pattern
+    // would give it there. Runs with one kind of separator are not re-split.
+    let m = slice(text, s, e);
+    let mut seps = m.char_indices().filter(|&(_, c)| c == ' ' || c == '-');
+    let (_, first) = seps.next()?;
+    let (i, c) = seps.find(|&(_, c)| c != first)?;
+    let s2 = s + i + c.len_utf8();
+    let bytes = text.as_bytes();
+    let (mut end, mut digits, mut k) = (s2, 0, s2);
+    while digits < 19 {
+        match (bytes.get(k), bytes.get(k + 1)) {
+            (Some(b), _) if b.is_ascii_digit() => k += 1,
+            (Some(b' ' | b'-'), Some(d)) if digits > 0 && d.is_ascii_digit() => k += 2,
+            _ => break,
+        }
+        digits += 1;
+        end = k;
+    }
+    (digits >= 12).then_some(())?;
+    card_at(text, s2, end)
+}
+
+fn card_at(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     if !digits_bounded(text, s, text.len().min(s)) && is_alnum(prev_char(text, s)) {
         return None;
     }

@@ -1597,6 +1597,16 @@ action = "redact"
         let (twice, _) = whole(&set, &once);
         assert_eq!(once, twice);
         assert!(!once.contains("jane.doe@example.com"));
+        // Numbers right after one another: each is found in the first pass.
+        let text = "SSN 536-22-4876 4111 1111 1111 1111 and ５３６-２２-４８７６ \
+                    4111\u{200B}1111\u{200B}1111\u{200B}1111, 4111-1111-1111-1111 536 22 4876.";
+        let (once, _) = whole(&set, text);
+        let (twice, _) = whole(&set, &once);
+        assert_eq!(once, twice);
+        assert!(
+            !once.contains("1111 1111") && !once.contains("1111-1111"),
+            "{once}"
+        );
     }
 
     /// A connection string longer than the fixed window never leaks, whatever the delta
