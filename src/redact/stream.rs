@@ -1690,9 +1690,27 @@ action = "redact"
             .chars()
             .map(|c| format!("{c}\u{200B}\u{2060}\u{FEFF}\u{200C}"))
             .collect();
-        assert!(spaced.len() > set.hold_plan(&app(&set), Locations::ASSISTANT).window);
+        let window = set.hold_plan(&app(&set), Locations::ASSISTANT).window;
+        assert!(spaced.len() > window);
         for text in [text.to_string(), spaced] {
             check_look_alike_stream(&set, &text);
+        }
+        // A token of a long rule typed in fullwidth letters fits in the window: held whole.
+        let wide: String = "ghp_R8x2LqT7vN4mK9pW3zY6bH1cJ5dF0gS2aE7u"
+            .chars()
+            .map(|c| char::from_u32(u32::from(c) + 0xFEE0).unwrap_or(c))
+            .collect();
+        let text = format!("Use {wide} to log in.");
+        let (expected, _) = whole(&set, &text);
+        assert_eq!(expected, "Use [API_KEY_1] to log in.");
+        for size in [1, 3, 8] {
+            let a = app(&set);
+            let Replay { content, .. } = replay_chat(set.clone(), a, &text, &[size], &[5]);
+            assert_eq!(
+                unnumbered(&content),
+                unnumbered(&expected),
+                "chunks of {size}"
+            );
         }
     }
 
