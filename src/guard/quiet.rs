@@ -213,20 +213,12 @@ impl Quiet {
                 }
                 continue;
             }
-            let len = match b {
-                0xF0.. => 4,
-                0xE0.. => 3,
-                0xC0.. => 2,
-                _ => 1,
+            let Some((len, folded)) = fold::read_at(new, k) else {
+                break;
             };
             let Some(ch) = new.get(k..k + len) else {
                 break;
             };
-            let folded = fold::may_fold(ch)
-                .then(|| std::str::from_utf8(ch).ok())
-                .flatten()
-                .and_then(|s| s.chars().next())
-                .and_then(fold::reads_as);
             let one;
             let feed: &[u8] = match folded {
                 Some(Some(x)) => {

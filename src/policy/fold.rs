@@ -99,6 +99,56 @@ fn fold_char(c: char) -> Option<Option<u8>> {
     digit_value(cp).map(|d| Some(b'0' + d))
 }
 
+/// The character starting at byte `i` of UTF-8 `bytes`: its length and what it reads as
+/// ([`reads_as`]; `None` for ASCII and for characters read as themselves), or `None` when it
+/// is cut by the end of `bytes` (or `i` is past it).
+pub fn read_at(bytes: &[u8], i: usize) -> Option<(usize, Option<Option<u8>>)> {
+    let b = *bytes.get(i)?;
+    let len = match b {
+        0x00..=0x7F => return Some((1, None)),
+        0xF0.. => 4,
+        0xE0.. => 3,
+        0xC0.. => 2,
+        // A continuation byte (not a character start): read as itself.
+        _ => return Some((1, None)),
+    };
+    let ch = bytes.get(i..i + len)?;
+    if !may_fold(ch) {
+        return Some((len, None));
+    }
+    let read = std::str::from_utf8(ch)
+        .ok()
+        .and_then(|s| s.chars().next())
+        .and_then(reads_as);
+    Some((len, read))
+}
+
+/// Whether `text[from..]` reads as at least `want` bytes (see [`back`]).
+pub fn reaches(text: &str, from: usize, want: usize) -> bool {
+    let Some(tail) = text.get(from..) else {
+        return false;
+    };
+    // Folding never lengthens a text; ASCII reads as itself.
+    if tail.len() < want {
+        return false;
+    }
+    if tail.as_bytes().get(..want).is_some_and(<[u8]>::is_ascii) {
+        return true;
+    }
+    let mut got = 0;
+    for c in tail.chars() {
+        if got >= want {
+            return true;
+        }
+        got += match fold_char(c) {
+            Some(Some(_)) => 1,
+            Some(None) => 0,
+            None => c.len_utf8(),
+        };
+    }
+    got >= want
+}
+
 /// Start of the shortest tail of `text[..end]` whose folding is at least `want` bytes long
 /// (0 when all of it is shorter): how far back a streamed text must be held or re-read so
 /// that `want` bytes of what the scanner reads lie after it. Equals `end - want` for ASCII;
@@ -387,6 +437,15 @@ mod tests {
     }
 
     proptest! {
+        /// `reaches` agrees with the length of the folding.
+        #[test]
+        fn reaches_compares_the_folded_length(text in any_text(), from in 0usize..40, want in 0usize..30) {
+            let flen = |t: &str| fold(t).map_or(t.len(), |f| f.text.len());
+            if from <= text.len() && text.is_char_boundary(from) {
+                prop_assert_eq!(reaches(&text, from, want), flen(&text[from..]) >= want);
+            }
+        }
+
         /// `back` gives the shortest tail folding to at least `want` bytes.
         #[test]
         fn back_is_the_shortest_long_enough_tail(text in any_text(), want in 0usize..30) {

@@ -22,6 +22,7 @@
 //! Events that need no change are relayed byte-for-byte.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -90,15 +91,18 @@ struct Held {
 }
 
 /// An anchor literal of a long rule at absolute offset `at`: a match containing it may
-/// start at `start`, and until the text reaches `until` bytes such a match may be incomplete.
+/// start at `start`, and until the text reads as `need` bytes past `until` (folded bytes,
+/// see `policy::fold`) such a match may be incomplete.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     at: usize,
     start: usize,
     until: usize,
+    /// The hold lasts until the text reads as `need` bytes past `until` (folded bytes).
+    need: usize,
     /// Index of the anchor in the plan's `AnchorSet` (for its rule's DFA).
     anchor: usize,
-    /// The rule's DFA, run anchored here, died: `until` is final.
+    /// The rule's DFA, run anchored here, died: `until` and `need` are final.
     settled: bool,
 }
 
@@ -1018,12 +1022,16 @@ fn hold_point(
         return hold;
     };
     let active = |i: usize| plan.active.get(i).copied().unwrap_or(false);
-    // Earliest byte a match containing an anchor that starts at `q` can start at.
-    let start_bound = |a: &crate::guard::Anchor, q: usize| {
+    // Everything below reads the text folded, as the scanner does (see `policy::fold`):
+    // anchors written in look-alike characters are found, and lengths are folded bytes
+    // (`fold::back` / `fold::reaches`; on ASCII they are plain byte counts).
+    // Earliest byte a match containing an anchor occurrence that ends at local offset `e`
+    // and starts at `q` can start at.
+    let start_bound = |a: &crate::guard::Anchor, text: &str, q: usize, e: usize| {
         if a.at_start {
             q
         } else {
-            (q + a.literal.len()).saturating_sub(a.max_len + CONTEXT_MARGIN)
+            fold::back(text, e, a.max_len + CONTEXT_MARGIN)
         }
     };
     // New occurrences: the DFA is fed each byte once, in order, keeping its state between
@@ -1037,38 +1045,39 @@ fn hold_point(
             Some(sid) if from_abs == st.anchors_scanned => sid,
             _ => set.start,
         };
-        let new = st
-            .text
-            .as_bytes()
-            .get(from_abs - st.base..)
-            .unwrap_or_default();
-        for (k, &b) in new.iter().enumerate() {
+        let (text, base) = (st.text.as_str(), st.base);
+        let mut found = Vec::new();
+        let _ = each_folded(text, from_abs - base, |_, e, b| {
             sid = dfa.next_state(aho_corasick::Anchored::No, sid, b);
             if !dfa.is_match(sid) {
-                continue;
+                return ControlFlow::Continue(());
             }
-            let end = from_abs + k + 1;
             for m in 0..dfa.match_len(sid) {
                 let pid = dfa.match_pattern(sid, m);
                 let i = pid.as_usize();
                 let Some(a) = set.list.get(i).filter(|_| active(i)) else {
                     continue;
                 };
-                let q = end - dfa.pattern_len(pid);
+                // The occurrence's folded bytes end with the character ending at `e`.
+                let q = base + fold::back(text, e, dfa.pattern_len(pid));
                 if q < st.released {
                     continue;
                 }
                 // A match through the anchor starts at or after `start_bound` and at or
-                // before `q`, so it is complete by `q + max_len` at the latest.
-                st.anchors.push(Pending {
+                // before `q`, so it is complete once the text has `max_len` (folded) bytes
+                // past `q`, and the context margins.
+                found.push(Pending {
                     at: q,
-                    start: start_bound(a, q),
-                    until: q + a.max_len + 2 * CONTEXT_MARGIN,
+                    start: base + start_bound(a, text, q - base, e),
+                    until: q,
+                    need: a.max_len + 2 * CONTEXT_MARGIN,
                     anchor: i,
                     settled: false,
                 });
             }
-        }
+            ControlFlow::Continue(())
+        });
+        st.anchors.extend(found);
         st.anchor_state = Some(sid);
     }
     st.anchors_scanned = len_abs;
@@ -1087,13 +1096,13 @@ fn hold_point(
         }
         let cache = caches[di].get_or_insert_with(|| dfa.create_cache());
         // Every start a match through this occurrence can have: the occurrence itself for a
-        // prefix anchor, else each byte from its reach (`start`) to it. A run that dies
+        // prefix anchor, else each character from its reach (`start`) to it. A run that dies
         // before passing the occurrence cannot give a match through it.
         let first = p.start.max(st.base) - st.base;
         let mut earliest: Option<usize> = None;
         let mut last_death = local;
         let mut alive = false;
-        for from in first..=local {
+        for from in (first..=local).filter(|&f| st.text.is_char_boundary(f)) {
             match dfa_dies_at(dfa, cache, &st.text, from) {
                 None => {
                     alive = true;
@@ -1110,13 +1119,19 @@ fn hold_point(
         match earliest {
             // No match can pass through this occurrence: no hold.
             None => {
-                p.until = 0;
+                p.need = 0;
                 p.settled = true;
             }
             Some(e) => {
                 p.start = p.start.max(st.base + e);
                 if !alive {
-                    p.until = p.until.min(st.base + last_death + 2 * CONTEXT_MARGIN);
+                    // Every match through it ends before `d`: the margins past `d` are
+                    // enough (kept when the first bound is the nearer one).
+                    let d = st.base + last_death;
+                    if d + 2 * CONTEXT_MARGIN < p.until + p.need {
+                        p.until = d;
+                        p.need = 2 * CONTEXT_MARGIN;
+                    }
                     p.settled = true;
                 }
             }
@@ -1124,17 +1139,24 @@ fn hold_point(
     }
     // Until the longest match from there could be complete, hold from its start.
     let released = st.released;
-    st.anchors.retain(|p| p.at >= released && len_abs < p.until);
+    let (text, base) = (st.text.as_str(), st.base);
+    st.anchors
+        .retain(|p| p.at >= released && !fold::reaches(text, p.until.max(base) - base, p.need));
     for p in &st.anchors {
         hold = hold.min(p.start);
     }
-    // An anchor that may be starting in the last bytes (at most literal length - 1).
-    let tail = st.text.as_bytes();
+    // An anchor that may be starting in the last bytes (at most literal length - 1), read
+    // folded: the last folded bytes with the offsets of their characters.
+    let text = st.text.as_str();
+    let tail = folded_tail(text, set.tail_longest.saturating_sub(1));
     let mut key = Vec::with_capacity(set.tail_longest);
-    for k in 1..set.tail_longest.min(tail.len() + 1) {
-        let q = tail.len() - k;
+    for k in 1..=tail.len() {
+        let last = tail.get(tail.len() - k..).unwrap_or_default();
+        let Some(&(_, q)) = last.first() else {
+            continue;
+        };
         key.clear();
-        key.extend(tail[q..].iter().map(u8::to_ascii_lowercase));
+        key.extend(last.iter().map(|(b, _)| b.to_ascii_lowercase()));
         for &(i, back) in set
             .tail_prefixes
             .get(&key)
@@ -1142,11 +1164,74 @@ fn hold_point(
             .unwrap_or_default()
         {
             if active(i) {
-                hold = hold.min((len_abs - k).saturating_sub(back));
+                hold = hold.min(st.base + fold::back(text, q, back));
             }
         }
     }
     hold
+}
+
+/// The last `n` bytes `text` reads as (see `policy::fold`), each with the offset of the
+/// character it comes from, in order.
+fn folded_tail(text: &str, n: usize) -> Vec<(u8, usize)> {
+    let b = text.as_bytes();
+    if b.len() >= n && b.get(b.len() - n..).is_some_and(<[u8]>::is_ascii) {
+        return (b.len() - n..b.len())
+            .filter_map(|i| b.get(i).map(|&x| (x, i)))
+            .collect();
+    }
+    let mut out = Vec::with_capacity(n);
+    for (i, c) in text.char_indices().rev() {
+        if out.len() >= n {
+            break;
+        }
+        match fold::reads_as(c) {
+            Some(Some(x)) => out.push((x, i)),
+            Some(None) => {}
+            None => {
+                let len = c.len_utf8();
+                for j in (i..i + len).rev() {
+                    if let (true, Some(&x)) = (out.len() < n, b.get(j)) {
+                        out.push((x, j));
+                    }
+                }
+            }
+        }
+    }
+    out.reverse();
+    out
+}
+
+/// Feed `f` the bytes `text[from..]` reads as (see `policy::fold`): per byte, the start and
+/// end of its character and the byte; stops when `f` breaks.
+fn each_folded(
+    text: &str,
+    from: usize,
+    mut f: impl FnMut(usize, usize, u8) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    let bytes = text.as_bytes();
+    let mut i = from;
+    while let Some(&b) = bytes.get(i) {
+        if b < 0x80 {
+            f(i, i + 1, b)?;
+            i += 1;
+            continue;
+        }
+        let Some((len, read)) = fold::read_at(bytes, i) else {
+            break;
+        };
+        match read {
+            Some(Some(x)) => f(i, i + len, x)?,
+            Some(None) => {}
+            None => {
+                for j in i..i + len {
+                    f(i, i + len, bytes.get(j).copied().unwrap_or(0))?;
+                }
+            }
+        }
+        i += len;
+    }
+    ControlFlow::Continue(())
 }
 
 /// Where a forward run of `dfa` anchored at `from` dies in `text` (no match starting at
@@ -1161,16 +1246,22 @@ fn dfa_dies_at(
     use regex_automata::{Anchored, Input};
     let input = Input::new(text).anchored(Anchored::Yes).range(from..);
     let mut sid = dfa.start_state_forward(cache, &input).ok()?;
-    for (i, &b) in text.as_bytes().get(from..)?.iter().enumerate() {
-        sid = dfa.next_state(cache, sid, b).ok()?;
-        if sid.is_dead() {
-            return Some(from + i);
+    // Fed the text as the scanner reads it; a death is reported at the start of the
+    // character whose byte killed the run.
+    let mut died = None;
+    let _ = each_folded(text, from, |s, _, b| {
+        match dfa.next_state(cache, sid, b) {
+            Ok(next) if next.is_dead() => died = Some(Some(s)),
+            Ok(next) if next.is_quit() => died = Some(None),
+            Ok(next) => {
+                sid = next;
+                return ControlFlow::Continue(());
+            }
+            Err(_) => died = Some(None),
         }
-        if sid.is_quit() {
-            return None;
-        }
-    }
-    None
+        ControlFlow::Break(())
+    });
+    died.flatten()
 }
 
 /// The `sequence_number` of a Responses event, found without parsing the JSON.
@@ -1402,6 +1493,8 @@ action = "redact"
         "536–22–4876",
         "jane＠example．com",
         "東京、（株）　５月",
+        // A long rule's value with its anchors in look-alike characters.
+        "－－－－－BEGIN PRIVATE KEY－－－－－\nMIIBVgIBADANBgkqhkiG9w0BAQEFAASCAUAwggE8AgEAAkEAq7BFUpkGp3+XQmlR\nt1Zb2mF9kQ4xW8vN3pL6sD0hJ7gT5yR2uE1oI9aZ3cX8bV4nM6qK0wP2eS7fG1dH\n－－－－－END PRIVATE KEY－－－－－",
         "\u{200B}",
     ];
 
@@ -1703,6 +1796,37 @@ action = "redact"
         let text = format!("Use {wide} to log in.");
         let (expected, _) = whole(&set, &text);
         assert_eq!(expected, "Use [API_KEY_1] to log in.");
+        // Long values of long rules (held around their anchors, which are read folded too):
+        // a PEM block with fullwidth dashes, a connection string with a fullwidth `://` and
+        // zero-width spaces, both far longer than the window.
+        let body = "MIIBVgIBADANBgkqhkiG9w0BAQEFAASCAUAwggE8AgEAAkEAq7BFUpkGp3+XQmlR\n\
+                    t1Zb2mF9kQ4xW8vN3pL6sD0hJ7gT5yR2uE1oI9aZ3cX8bV4nM6qK0wP2eS7fG1dH\n\
+                    5jL9tY3rU8iO2pA6sD4fG7hJ1kL0zX9cV5bN3mQ8wE2rT6yU4iO1pA7sD9fG3hJ";
+        let dashes = "－－－－－";
+        let pem = format!(
+            "Here: {dashes}BEGIN PRIVATE KEY{dashes}\n{body}\n{dashes}END PRIVATE KEY{dashes} ok"
+        );
+        let conn = format!(
+            "db postgres：／／app\u{200B}:Xk9#2mLq@db.internal.example.com:5432/{} ok",
+            "x".repeat(150)
+        );
+        for text in [pem, conn] {
+            let (expected, _) = whole(&set, &text);
+            assert!(
+                !expected.contains("MIIBVg") && !expected.contains("Xk9#2mLq"),
+                "{expected}"
+            );
+            assert!(text.len() > 200);
+            for size in [1, 2, 5, 16] {
+                let a = app(&set);
+                let Replay { content, .. } = replay_chat(set.clone(), a, &text, &[size], &[9]);
+                assert_eq!(
+                    unnumbered(&content),
+                    unnumbered(&expected),
+                    "chunks of {size}"
+                );
+            }
+        }
         for size in [1, 3, 8] {
             let a = app(&set);
             let Replay { content, .. } = replay_chat(set.clone(), a, &text, &[size], &[5]);
