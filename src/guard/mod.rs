@@ -393,42 +393,6 @@ fn hold_dfa(pattern: &str) -> Option<regex_automata::hybrid::dfa::DFA> {
         .ok()
 }
 
-/// How far around a finding that touches a digit its neighbours are looked at again (see
-/// [`PolicySet::find`]): the longest value of a digit rule with separators (an IBAN).
-const ADJACENT_REACH: usize = 48;
-
-/// What blanks a found value for the second look (a byte no rule reads as part of a value).
-const BLANK: u8 = 0x01;
-
-/// Whether the first character after `e` or the last before `s`, past spaces and the
-/// separators a list or table puts between values, is a digit (or a `+` / `(` that starts a
-/// number): a value there may have been read together with the found one.
-fn digit_next_to(text: &str, s: usize, e: usize) -> bool {
-    let sep = |c: &char| matches!(c, ' ' | ',' | ';' | '\t' | '/' | '-');
-    let after = text
-        .get(e..)
-        .and_then(|t| t.chars().take(4).find(|c| !sep(c)));
-    let before = text
-        .get(..s)
-        .and_then(|t| t.chars().rev().take(4).find(|c| !sep(c)));
-    after.is_some_and(|c| c.is_ascii_digit() || c == '+' || c == '(')
-        || before.is_some_and(|c| c.is_ascii_digit() || c == ')')
-}
-
-fn floor_char(text: &str, mut i: usize) -> usize {
-    while i > 0 && !text.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-fn ceil_char(text: &str, mut i: usize) -> usize {
-    while i < text.len() && !text.is_char_boundary(i) {
-        i += 1;
-    }
-    i
-}
-
 /// Extra bytes of context kept around a streaming window (validators look at neighbours).
 pub const CONTEXT_MARGIN: usize = 64;
 
@@ -661,58 +625,6 @@ impl PolicySet {
     /// Matches of applicable rules in `text` at `loc`, overlaps resolved: enforced rules
     /// first, then the stronger action, then the longer span, then the earlier start.
     pub fn find(&self, text: &str, loc: Locations, app: &Applicable) -> Vec<Finding> {
-        let mut chosen = self.find_once(text, loc, app);
-        // A value right next to a found one can be hidden by it: a rule's candidate ran
-        // through both and was rejected (an IBAN then a card, an international number then
-        // a US one), and only a second redaction would find it. Where a finding is followed
-        // or preceded (across separators) by a digit, the text around it is scanned again
-        // with the found values blanked; what is found there whole is added.
-        let near: Vec<(usize, usize)> = chosen
-            .iter()
-            .filter(|f| digit_next_to(text, f.start, f.end))
-            .map(|f| (f.start, f.end))
-            .collect();
-        if near.is_empty() {
-            return chosen;
-        }
-        let mut blank = text.as_bytes().to_vec();
-        for f in &chosen {
-            if let Some(span) = blank.get_mut(f.start..f.end) {
-                span.fill(BLANK);
-            }
-        }
-        let Ok(blank) = String::from_utf8(blank) else {
-            return chosen;
-        };
-        let reach = ADJACENT_REACH + CONTEXT_MARGIN;
-        let mut added: Vec<Finding> = Vec::new();
-        for (s, e) in near {
-            let a = floor_char(text, s.saturating_sub(reach));
-            let b = ceil_char(text, (e + reach).min(text.len()));
-            let Some(window) = blank.get(a..b) else {
-                continue;
-            };
-            for mut g in self.find_once(window, loc, app) {
-                g.start += a;
-                g.end += a;
-                // Whole only: not cut by the window's edges (the margin keeps what the
-                // validators look at inside it).
-                let cut = (a > 0 && g.start < a + CONTEXT_MARGIN)
-                    || (b < text.len() && g.end + CONTEXT_MARGIN > b);
-                let overlaps = |k: &Finding| g.start < k.end && k.start < g.end;
-                if !cut && !chosen.iter().any(overlaps) && !added.iter().any(overlaps) {
-                    added.push(g);
-                }
-            }
-        }
-        if !added.is_empty() {
-            chosen.extend(added);
-            chosen.sort_by_key(|f| (f.start, f.end));
-        }
-        chosen
-    }
-
-    fn find_once(&self, text: &str, loc: Locations, app: &Applicable) -> Vec<Finding> {
         let Some(scanner) = &self.scanner else {
             return Vec::new();
         };
