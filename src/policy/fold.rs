@@ -37,64 +37,30 @@ impl Folded {
     }
 }
 
-/// Invisible format characters (dropped): soft hyphen, Mongolian vowel separator,
-/// zero-width space / non-joiner / joiner, word joiner, byte-order mark.
-const INVISIBLE: &[(char, char)] = &[
-    ('\u{00AD}', '\u{00AD}'),
-    ('\u{180E}', '\u{180E}'),
-    ('\u{200B}', '\u{200D}'),
-    ('\u{2060}', '\u{2060}'),
-    ('\u{FEFF}', '\u{FEFF}'),
-];
-
-/// Spaces read as ` `: no-break, en quad … hair space, narrow no-break, medium
-/// mathematical, ideographic.
-const SPACES: &[(char, char)] = &[
-    ('\u{00A0}', '\u{00A0}'),
-    ('\u{2000}', '\u{200A}'),
-    ('\u{202F}', '\u{202F}'),
-    ('\u{205F}', '\u{205F}'),
-    ('\u{3000}', '\u{3000}'),
-];
-
-/// Hyphens and dashes, minus sign, small and fullwidth-compatible hyphen-minus: read as `-`.
-const DASHES: &[(char, char)] = &[
-    ('\u{2010}', '\u{2015}'),
-    ('\u{2212}', '\u{2212}'),
-    ('\u{FE58}', '\u{FE58}'),
-    ('\u{FE63}', '\u{FE63}'),
-];
-
-/// Offset between a fullwidth form (U+FF01 … U+FF5E) and its ASCII character.
-const FULLWIDTH_OFFSET: u32 = 0xFEE0;
-
-fn within(c: char, ranges: &[(char, char)]) -> bool {
-    ranges.iter().any(|&(a, b)| a <= c && c <= b)
-}
-
 /// What one character reads as to the scanner: an ASCII byte, nothing (an invisible
 /// character), or itself (`None`).
 pub fn reads_as(c: char) -> Option<Option<u8>> {
-    fold_char(c)
-}
-
-/// What one character reads as: an ASCII byte, nothing, or itself.
-fn fold_char(c: char) -> Option<Option<u8>> {
     let cp = u32::from(c);
     if cp < 0x80 {
         return None;
     }
-    if within(c, INVISIBLE) {
+    // Invisible format characters: soft hyphen, Mongolian vowel separator, zero-width
+    // space / non-joiner / joiner, word joiner, byte-order mark.
+    if matches!(cp, 0x00AD | 0x180E | 0x200B..=0x200D | 0x2060 | 0xFEFF) {
         return Some(None);
     }
-    if within(c, SPACES) {
+    // Spaces: no-break, en quad … hair space, narrow no-break, medium mathematical,
+    // ideographic.
+    if matches!(cp, 0x00A0 | 0x2000..=0x200A | 0x202F | 0x205F | 0x3000) {
         return Some(Some(b' '));
     }
-    if within(c, DASHES) {
+    // Hyphens and dashes, minus sign, small and fullwidth-compatible hyphen-minus.
+    if matches!(cp, 0x2010..=0x2015 | 0x2212 | 0xFE58 | 0xFE63) {
         return Some(Some(b'-'));
     }
+    // Fullwidth forms of ASCII `!` … `~`.
     if (0xFF01..=0xFF5E).contains(&cp) {
-        return u8::try_from(cp - FULLWIDTH_OFFSET).ok().map(Some);
+        return u8::try_from(cp - 0xFEE0).ok().map(Some);
     }
     digit_value(cp).map(|d| Some(b'0' + d))
 }
@@ -140,7 +106,7 @@ pub fn reaches(text: &str, from: usize, want: usize) -> bool {
         if got >= want {
             return true;
         }
-        got += match fold_char(c) {
+        got += match reads_as(c) {
             Some(Some(_)) => 1,
             Some(None) => 0,
             None => c.len_utf8(),
@@ -171,7 +137,7 @@ pub fn back(text: &str, end: usize, want: usize) -> usize {
     }
     let mut got = 0;
     for (i, c) in head.char_indices().rev() {
-        got += match fold_char(c) {
+        got += match reads_as(c) {
             Some(Some(_)) => 1,
             Some(None) => 0,
             None => c.len_utf8(),
@@ -206,7 +172,7 @@ fn digit_value(cp: u32) -> Option<u8> {
     }
 }
 
-/// First bytes of the UTF-8 encodings of every character [`fold_char`] changes (CJK,
+/// First bytes of the UTF-8 encodings of every character [`reads_as`] changes (CJK,
 /// Cyrillic, Greek and most other scripts start with other bytes and are skipped without
 /// decoding).
 const LEADS: [bool; 256] = {
@@ -249,7 +215,7 @@ pub fn may_fold(ch: &[u8]) -> bool {
         && second_byte_may_fold(ch)
 }
 
-/// Offset (at or after `from`) and folding of the next character [`fold_char`] changes;
+/// Offset (at or after `from`) and folding of the next character [`reads_as`] changes;
 /// `e3`: the text has an ideographic space (see [`LEADS`]).
 fn next_foldable(text: &str, mut from: usize, e3: bool) -> Option<(usize, char, Option<u8>)> {
     let bytes = text.as_bytes();
@@ -265,7 +231,7 @@ fn next_foldable(text: &str, mut from: usize, e3: bool) -> Option<(usize, char, 
             from += c.len_utf8();
             continue;
         }
-        if let Some(f) = fold_char(c) {
+        if let Some(f) = reads_as(c) {
             return Some((from, c, f));
         }
         from += c.len_utf8();
@@ -349,7 +315,7 @@ mod tests {
             let Some(c) = char::from_u32(cp) else {
                 continue;
             };
-            if fold_char(c).is_some() {
+            if reads_as(c).is_some() {
                 let mut buf = [0u8; 4];
                 let enc = c.encode_utf8(&mut buf).as_bytes();
                 assert!(
@@ -368,7 +334,7 @@ mod tests {
                 );
                 assert_eq!(
                     fold(&t).map(|f| f.text.len()),
-                    Some(6 + usize::from(fold_char(c).flatten().is_some()))
+                    Some(6 + usize::from(reads_as(c).flatten().is_some()))
                 );
             }
         }
@@ -466,7 +432,7 @@ mod tests {
         #[test]
         fn spans_map_back(text in any_text(), a in 0usize..40, b in 0usize..40) {
             let Some(f) = fold(&text) else {
-                prop_assert!(text.chars().all(|c| fold_char(c).is_none()));
+                prop_assert!(text.chars().all(|c| reads_as(c).is_none()));
                 return Ok(());
             };
             let (a, b) = (a.min(b), a.max(b).min(f.text.len()));

@@ -1817,22 +1817,25 @@ action = "redact"
                 "{expected}"
             );
             assert!(text.len() > 200);
-            for size in [1, 2, 5, 16] {
-                let a = app(&set);
-                let Replay { content, .. } = replay_chat(set.clone(), a, &text, &[size], &[9]);
-                assert_eq!(
-                    unnumbered(&content),
-                    unnumbered(&expected),
-                    "chunks of {size}"
-                );
-            }
+            streams_like(&set, &text, &expected, &[1, 2, 5, 16], &[9]);
         }
-        for size in [1, 3, 8] {
-            let a = app(&set);
-            let Replay { content, .. } = replay_chat(set.clone(), a, &text, &[size], &[5]);
+        streams_like(&set, &text, &expected, &[1, 3, 8], &[5]);
+    }
+
+    /// `text` streamed in chunks of each size gives `expected` (placeholder numbers aside).
+    fn streams_like(
+        set: &Arc<PolicySet>,
+        text: &str,
+        expected: &str,
+        sizes: &[usize],
+        feed: &[usize],
+    ) {
+        for &size in sizes {
+            let a = app(set);
+            let Replay { content, .. } = replay_chat(set.clone(), a, text, &[size], feed);
             assert_eq!(
                 unnumbered(&content),
-                unnumbered(&expected),
+                unnumbered(expected),
                 "chunks of {size}"
             );
         }
