@@ -506,6 +506,14 @@ async fn evidence_post_get_export_verify() {
             "{bad}"
         );
     }
+    // The export answers the same mistakes with the same status and a body naming the
+    // field, not with a stream that ends without either (it used to close the connection
+    // with no response at all for a bad cursor).
+    for bad in ["cursor=zz", "cursor=AAAA", "cursor=%25%25", "limit=0"] {
+        let r = get_as(&base, &format!("/v1/evidence/export?{bad}"), KEY_A).await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.text());
+        assert!(r.text().contains(bad.split('=').next().unwrap_or("")), "{bad}: {}", r.text());
+    }
     // Isolation: workspace B sees none of A's events.
     assert_eq!(
         get_as(&base, "/v1/evidence/events", KEY_B).await.json()["event_count"],

@@ -237,7 +237,7 @@ async fn route(runtime: &Runtime, req: Request<Incoming>) -> Result<Response<Pro
     if method == Method::GET {
         return match path.as_str() {
             "/v1/evidence/events" => evidence_get(&caller, &params).await,
-            "/v1/evidence/export" => evidence_export(&caller, &params),
+            "/v1/evidence/export" => evidence_export(&caller, &params).await,
             _ => evidence_verify(&caller).await,
         };
     }
@@ -417,12 +417,7 @@ async fn evidence_get(
     let page = tokio::task::spawn_blocking(move || store.query(&ws, &q2))
         .await
         .map_err(|e| ApiError::store(StoreError::Other(e.to_string())))?
-        .map_err(|e| match e {
-            StoreError::Other(m) if m == "bad cursor" => {
-                ApiError::field("cursor", "invalid cursor")
-            }
-            e => ApiError::store(e),
-        })?;
+        .map_err(query_error)?;
     let body = json!({
         "ok": true,
         "event_count": page.events.len(),
@@ -458,7 +453,19 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
-fn evidence_export(
+/// A query error as the client sees it: a cursor that does not decode is the caller's
+/// mistake (422 naming `cursor`), anything else the store's.
+fn query_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Other(m) if m == "bad cursor" => ApiError::field("cursor", "invalid cursor"),
+        e => ApiError::store(e),
+    }
+}
+
+/// Events reading the next page of an export.
+const EXPORT_PAGE: usize = 1000;
+
+async fn evidence_export(
     c: &Caller<'_>,
     params: &[(String, String)],
 ) -> Result<Response<ProxyBody>, ApiError> {
@@ -468,17 +475,33 @@ fn evidence_export(
     }
     let store = open_store(c)?;
     let ws = c.key.workspace.clone();
+    // The first page is read before the response starts, so a bad cursor or a store error
+    // gets a status and an error body instead of a stream that ends without either.
+    let (first, store, ws) = {
+        let mut page_q = q.clone();
+        page_q.limit = q.limit.min(EXPORT_PAGE);
+        tokio::task::spawn_blocking(move || (store.query(&ws, &page_q), store, ws))
+            .await
+            .map_err(|e| ApiError::store(StoreError::Other(e.to_string())))?
+    };
+    let first = first.map_err(query_error)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, crate::body::BoxError>>(4);
     tokio::task::spawn_blocking(move || {
         let mut remaining = q.limit;
+        let mut next = Some(first);
         loop {
-            let mut page_q = q.clone();
-            page_q.limit = remaining.min(1000);
-            let page = match store.query(&ws, &page_q) {
-                Ok(p) => p,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(Box::new(e)));
-                    return;
+            let page = match next.take() {
+                Some(p) => p,
+                None => {
+                    let mut page_q = q.clone();
+                    page_q.limit = remaining.min(EXPORT_PAGE);
+                    match store.query(&ws, &page_q) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let _ = tx.blocking_send(Err(Box::new(e)));
+                            return;
+                        }
+                    }
                 }
             };
             let mut chunk = Vec::new();
