@@ -35,6 +35,8 @@ pub enum ProxyError {
     BodyTooLarge { limit: u64 },
     #[error("failed to read request body: {0}")]
     BodyRead(String),
+    #[error("request body not received within {after_ms} ms")]
+    BodyTimeout { after_ms: u128 },
     #[error("invalid JSON in request body: {0}")]
     InvalidJson(String),
     #[error("missing API key")]
@@ -73,6 +75,7 @@ impl ProxyError {
         match self {
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::BodyRead(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ProxyError::InvalidJson(_) => StatusCode::BAD_REQUEST,
             ProxyError::MissingKey => StatusCode::UNAUTHORIZED,
             ProxyError::InvalidKey => StatusCode::UNAUTHORIZED,
@@ -97,6 +100,7 @@ impl ProxyError {
         match self {
             ProxyError::BodyTooLarge { .. } => "request_too_large",
             ProxyError::BodyRead(_) => "request_body_unreadable",
+            ProxyError::BodyTimeout { .. } => "request_body_timeout",
             ProxyError::InvalidJson(_) => "invalid_json",
             ProxyError::MissingKey => "missing_api_key",
             ProxyError::InvalidKey => "invalid_api_key",
@@ -122,6 +126,9 @@ impl ProxyError {
                 format!("Request body exceeds the limit of {limit} bytes.")
             }
             ProxyError::BodyRead(_) => "The request body could not be read.".into(),
+            ProxyError::BodyTimeout { after_ms } => {
+                format!("The request body was not received within {after_ms} ms.")
+            }
             ProxyError::InvalidJson(_) => "The request body is not valid JSON.".into(),
             ProxyError::MissingKey => {
                 "Missing API key: send `Authorization: Bearer <key>` or `x-api-key`.".into()

@@ -45,6 +45,57 @@ async fn oversize_body_gets_413_in_each_shape() {
     p.shutdown().await;
 }
 
+/// Send the head of a request announcing `len` body bytes and only `sent` of them, then
+/// stall; returns what the server answered (status line and body).
+async fn stalled_upload(addr: std::net::SocketAddr, path: &str, extra: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{extra}content-length: 500\r\n\r\n{{\"model\": \"m\","
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    // The server answers and closes; never wait longer than the test can afford.
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut out));
+    assert!(
+        read.await.is_ok(),
+        "no answer to a stalled upload on {path}"
+    );
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn stalled_request_body_gets_408_and_is_not_forwarded() {
+    let mock = parapet::mock::MockUpstream::start(parapet::mock::MockConfig::default())
+        .await
+        .unwrap();
+    let hash = parapet::auth::KeyHash::of(b"pk-ingest").to_hex();
+    let toml = format!(
+        "{}\n[[keys]]\nid = \"k\"\nsha256 = \"{hash}\"\n",
+        passthrough_config(&mock.url(), "request_body_timeout_ms = 300", ""),
+    );
+    let p = start(&toml).await;
+    let t0 = std::time::Instant::now();
+    let r = stalled_upload(p.data_addr, "/v1/chat/completions", "").await;
+    assert!(r.starts_with("HTTP/1.1 408"), "{r}");
+    assert!(r.contains("request_body_timeout"), "{r}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+    let r = stalled_upload(p.data_addr, "/v1/messages", "").await;
+    assert!(r.starts_with("HTTP/1.1 408"), "{r}");
+    assert!(r.contains("\"type\":\"error\""), "Anthropic shape: {r}");
+    // The ingestion API too.
+    let r = stalled_upload(
+        p.data_addr,
+        "/v1/events",
+        "authorization: Bearer pk-ingest\r\n",
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 408"), "{r}");
+    assert!(r.contains("request_timeout"), "{r}");
+    assert_eq!(mock.requests().len(), 0, "nothing forwarded");
+    p.shutdown().await;
+}
+
 #[tokio::test]
 async fn connect_refused_is_502_and_timeout_is_504() {
     let upstream = format!("http://127.0.0.1:{}", closed_port());

@@ -512,7 +512,11 @@ async fn evidence_post_get_export_verify() {
     for bad in ["cursor=zz", "cursor=AAAA", "cursor=%25%25", "limit=0"] {
         let r = get_as(&base, &format!("/v1/evidence/export?{bad}"), KEY_A).await;
         assert_eq!(r.status, 422, "{bad}: {}", r.text());
-        assert!(r.text().contains(bad.split('=').next().unwrap_or("")), "{bad}: {}", r.text());
+        assert!(
+            r.text().contains(bad.split('=').next().unwrap_or("")),
+            "{bad}: {}",
+            r.text()
+        );
     }
     // Isolation: workspace B sees none of A's events.
     assert_eq!(

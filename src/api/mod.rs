@@ -253,7 +253,12 @@ async fn route(runtime: &Runtime, req: Request<Incoming>) -> Result<Response<Pro
             "must be 1-255 characters",
         ));
     }
-    let body = read_json(&runtime.config.store, req).await?;
+    let body = read_json(
+        &runtime.config.store,
+        runtime.config.server.request_body_timeout,
+        req,
+    )
+    .await?;
     let fingerprint = match idem.as_deref() {
         Some(key) => Some(check_key_reuse(&caller, key, &body)?),
         None => None,
@@ -308,6 +313,7 @@ fn check_key_reuse(caller: &Caller<'_>, key: &str, body: &Value) -> Result<Strin
 
 async fn read_json(
     cfg: &crate::config::store::StoreConfig,
+    timeout: std::time::Duration,
     req: Request<Incoming>,
 ) -> Result<Value, ApiError> {
     let max = cfg.max_request_bytes;
@@ -329,7 +335,19 @@ async fn read_json(
         }
     }
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    let bytes: Bytes = match Limited::new(req.into_body(), limit).collect().await {
+    let Ok(read) =
+        tokio::time::timeout(timeout, Limited::new(req.into_body(), limit).collect()).await
+    else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the body was not received within {} ms",
+                timeout.as_millis()
+            ),
+        ));
+    };
+    let bytes: Bytes = match read {
         Ok(b) => b.to_bytes(),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()

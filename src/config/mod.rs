@@ -91,6 +91,8 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     pub unknown_paths: UnknownPaths,
     pub drain_timeout: Duration,
+    /// Deadline for receiving a request body (proxy and ingestion APIs), `408` after it.
+    pub request_body_timeout: Duration,
     pub upstream_roots: RootStore,
     /// Add `x-parapet-overhead-ms` to proxied responses.
     pub overhead_header: bool,
@@ -300,6 +302,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PARAPET_MAX_BODY_BYTES", "server.max_body_bytes"),
     ("PARAPET_UNKNOWN_PATHS", "server.unknown_paths"),
     ("PARAPET_DRAIN_TIMEOUT_MS", "server.drain_timeout_ms"),
+    (
+        "PARAPET_REQUEST_BODY_TIMEOUT_MS",
+        "server.request_body_timeout_ms",
+    ),
     ("PARAPET_OVERHEAD_HEADER", "server.overhead_header"),
     ("PARAPET_LOG_FORMAT", "log.format"),
     ("PARAPET_POLICIES_DIR", "policies.dir"),
@@ -376,6 +382,10 @@ fn apply_env(raw: &mut RawConfig, env: &[(String, String)], v: &mut Validator) {
                 Ok(n) => raw.server.drain_timeout_ms = n,
                 Err(_) => v.env_err(k, "must be a whole number of milliseconds"),
             },
+            "PARAPET_REQUEST_BODY_TIMEOUT_MS" => match val.parse() {
+                Ok(n) => raw.server.request_body_timeout_ms = n,
+                Err(_) => v.env_err(k, "must be a whole number of milliseconds"),
+            },
             "PARAPET_OVERHEAD_HEADER" => match val.as_str() {
                 "true" | "1" => raw.server.overhead_header = true,
                 "false" | "0" => raw.server.overhead_header = false,
@@ -436,6 +446,9 @@ impl Validator {
         let admin_listen = self.addr("server.admin_listen", &raw.server.admin_listen);
         if raw.server.max_body_bytes == 0 {
             self.err("server.max_body_bytes", "must be greater than 0");
+        }
+        if raw.server.request_body_timeout_ms == 0 {
+            self.err("server.request_body_timeout_ms", "must be greater than 0");
         }
         let unknown_paths = match raw.server.unknown_paths.as_str() {
             "forward" => UnknownPaths::Forward,
@@ -509,6 +522,7 @@ impl Validator {
                 max_body_bytes: raw.server.max_body_bytes,
                 unknown_paths,
                 drain_timeout: Duration::from_millis(raw.server.drain_timeout_ms),
+                request_body_timeout: Duration::from_millis(raw.server.request_body_timeout_ms),
                 upstream_roots,
                 overhead_header: raw.server.overhead_header,
                 tls,

@@ -63,6 +63,10 @@ pub struct RawServer {
     pub unknown_paths: String,
     /// How long in-flight requests and streams may run after SIGTERM/SIGINT.
     pub drain_timeout_ms: u64,
+    /// How long a client may take to send a request body once its headers arrived (408
+    /// after that): a stalled or trickling upload does not hold a connection and a task
+    /// forever.
+    pub request_body_timeout_ms: u64,
     /// Root certificates used to verify upstream TLS: `webpki` (bundled) or `native`.
     pub upstream_roots: String,
     /// Add `x-parapet-overhead-ms` (Parapet's own time until the response head) to every
@@ -80,6 +84,7 @@ impl Default for RawServer {
             max_body_bytes: 10 * 1024 * 1024,
             unknown_paths: "forward".into(),
             drain_timeout_ms: 30_000,
+            request_body_timeout_ms: 60_000,
             upstream_roots: "webpki".into(),
             overhead_header: false,
             tls: None,

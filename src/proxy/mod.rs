@@ -304,7 +304,13 @@ async fn proxy(
         return Err(ProxyError::UnknownPath);
     }
 
-    let body = read_body(&parts.headers, body, config.server.max_body_bytes).await?;
+    let body = read_body(
+        &parts.headers,
+        body,
+        config.server.max_body_bytes,
+        config.server.request_body_timeout,
+    )
+    .await?;
     if let Some(rec) = seen.record.as_deref_mut() {
         rec.format = format;
         rec.request_body = body.clone();
@@ -584,11 +590,13 @@ fn record_violations(request_id: &HeaderValue, violations: &[crate::guard::Viola
     }
 }
 
-/// Buffer the request body, enforcing the size limit (413) before and while reading.
+/// Buffer the request body, enforcing the size limit (413) before and while reading and
+/// the receive deadline (408).
 async fn read_body(
     headers: &http::HeaderMap,
     body: Incoming,
     limit: u64,
+    timeout: Duration,
 ) -> Result<Bytes, ProxyError> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
@@ -598,7 +606,12 @@ async fn read_body(
         return Err(ProxyError::BodyTooLarge { limit });
     }
     let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    match limited.collect().await {
+    let Ok(read) = tokio::time::timeout(timeout, limited.collect()).await else {
+        return Err(ProxyError::BodyTimeout {
+            after_ms: timeout.as_millis(),
+        });
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(ProxyError::BodyTooLarge { limit })
