@@ -439,3 +439,32 @@ async fn tool_definitions_are_guarded_like_the_system_prompt() {
     }
     p.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_answer_too_large_to_read_is_not_relayed_unread() {
+    let m = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let toml = format!(
+        "{}\n[policies]\ndir = \"{}\"\nwatch = false\n",
+        passthrough_config(&m.url(), "max_response_bytes = 2000", ""),
+        shipped_policies()
+    );
+    let p = start(&toml).await;
+    let url = format!("http://{}/v1/chat/completions", p.data_addr);
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    // Under the limit: inspected and relayed.
+    let r = post(&url, &[("x-mock-reply", "a short answer")], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Over it (an email hides at the end, past what could be read): 502, never the text.
+    let long = format!("{} mail me at jane.doe@example.com", "word ".repeat(600));
+    let r = post(&url, &[("x-mock-reply", long.as_str())], &body).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "response_uninspectable");
+    assert!(!r.text().contains("jane.doe"));
+    // A stream of the same answer is guarded as it flows, whatever its length.
+    let mut sbody = body.clone();
+    sbody["stream"] = true.into();
+    let r = post(&url, &[("x-mock-reply", long.as_str())], &sbody).await;
+    assert_eq!(r.status, 200);
+    assert!(!r.text().contains("jane.doe@example.com"), "{}", r.text());
+    p.shutdown().await;
+}

@@ -93,6 +93,8 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// Deadline for receiving a request body (proxy and ingestion APIs), `408` after it.
     pub request_body_timeout: Duration,
+    /// Largest non-streamed answer buffered for response policies.
+    pub max_response_bytes: u64,
     pub upstream_roots: RootStore,
     /// Add `x-parapet-overhead-ms` to proxied responses.
     pub overhead_header: bool,
@@ -447,6 +449,9 @@ impl Validator {
         if raw.server.max_body_bytes == 0 {
             self.err("server.max_body_bytes", "must be greater than 0");
         }
+        if raw.server.max_response_bytes == 0 {
+            self.err("server.max_response_bytes", "must be greater than 0");
+        }
         if raw.server.request_body_timeout_ms == 0 {
             self.err("server.request_body_timeout_ms", "must be greater than 0");
         }
@@ -523,6 +528,7 @@ impl Validator {
                 unknown_paths,
                 drain_timeout: Duration::from_millis(raw.server.drain_timeout_ms),
                 request_body_timeout: Duration::from_millis(raw.server.request_body_timeout_ms),
+                max_response_bytes: raw.server.max_response_bytes,
                 upstream_roots,
                 overhead_header: raw.server.overhead_header,
                 tls,

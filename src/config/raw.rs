@@ -67,6 +67,9 @@ pub struct RawServer {
     /// after that): a stalled or trickling upload does not hold a connection and a task
     /// forever.
     pub request_body_timeout_ms: u64,
+    /// Largest non-streamed answer read whole for response policies (502 above it: an
+    /// answer the guardrails cannot read is not relayed unread).
+    pub max_response_bytes: u64,
     /// Root certificates used to verify upstream TLS: `webpki` (bundled) or `native`.
     pub upstream_roots: String,
     /// Add `x-parapet-overhead-ms` (Parapet's own time until the response head) to every
@@ -85,6 +88,7 @@ impl Default for RawServer {
             unknown_paths: "forward".into(),
             drain_timeout_ms: 30_000,
             request_body_timeout_ms: 60_000,
+            max_response_bytes: 100 * 1024 * 1024,
             upstream_roots: "webpki".into(),
             overhead_header: false,
             tls: None,

@@ -513,14 +513,23 @@ async fn guard_response(
         ));
     }
     let read = Instant::now();
-    let collected = relay.collect().await;
+    let max = usize::try_from(seen.config.server.max_response_bytes).unwrap_or(usize::MAX);
+    let collected = Limited::new(relay, max).collect().await;
     seen.upstream += read.elapsed();
-    let bytes = collected
-        .map_err(|e| ProxyError::UpstreamRequest {
-            endpoint: "-".into(),
-            detail: e.to_string(),
-        })?
-        .to_bytes();
+    let bytes = match collected {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(ProxyError::Uninspectable(
+                "response larger than server.max_response_bytes",
+            ))
+        }
+        Err(e) => {
+            return Err(ProxyError::UpstreamRequest {
+                endpoint: "-".into(),
+                detail: e.to_string(),
+            })
+        }
+    };
     head.headers.remove(http::header::CONTENT_LENGTH);
     let t = Instant::now();
     if policies.fast_clean(fmt, Side::Response, &bytes, &app) {
