@@ -36,8 +36,13 @@ fn main() {
     });
     let events = stream.windows(2).filter(|w| w == b"\n\n").count();
     for (name, split) in [("one frame", stream.len()), ("frames of 512 bytes", 512)] {
-        let mut run = || {
-            let mut g = StreamGuard::new(set.clone(), app.clone(), ApiFormat::OpenAiChat, Redactor::new());
+        let run = || {
+            let mut g = StreamGuard::new(
+                set.clone(),
+                app.clone(),
+                ApiFormat::OpenAiChat,
+                Redactor::new(),
+            );
             let mut n = 0;
             let mut at = 0;
             while at < stream.len() {
