@@ -441,6 +441,27 @@ fn check_card(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     card_at(text, s2, end)
 }
 
+/// Card numbers this short need a card word before them (see `card_at`).
+const SHORT_CARD_DIGITS: usize = 13;
+/// How far before a short card number its card word may be (bytes; below the stream
+/// guard's context margin, so a stream reads the same words as the whole text).
+const CARD_WORD_BYTES: usize = 48;
+const CARD_WORDS: &[&str] = &[
+    "card",
+    "cc",
+    "visa",
+    "mastercard",
+    "amex",
+    "maestro",
+    "credit",
+    "debit",
+    "payment",
+    "charge",
+    "billing",
+    "pan",
+    "cvv",
+];
+
 fn card_at(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     if !digits_bounded(text, s, text.len().min(s)) && is_alnum(prev_char(text, s)) {
         return None;
@@ -478,6 +499,14 @@ fn card_at(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
             return false;
         };
         if !(12..=19).contains(&d.len()) || d.bytes().all(|c| Some(c) == d.bytes().next()) {
+            return false;
+        }
+        // 12 and 13 digits (old Visa, some Maestro) is also the length of EAN-13 barcodes
+        // and order numbers, one in ten of which passes Luhn (EANs from Germany start with
+        // 40–44, a Visa IIN): only a card when the text says so just before.
+        if d.len() <= SHORT_CARD_DIGITS
+            && !word_in_ci(text, back(text, s, CARD_WORD_BYTES), s, CARD_WORDS)
+        {
             return false;
         }
         v::luhn_valid(d) && v::card_iin_valid(d)
@@ -1389,6 +1418,41 @@ mod tests {
         for w in resolved.windows(2) {
             assert!(w[0].end <= w[1].start, "resolved matches overlap");
         }
+    }
+
+    /// 12–13 digit card numbers share their length with EAN-13 barcodes and order numbers
+    /// (one in ten passes Luhn, and German EANs start with a Visa IIN): they are cards only
+    /// after a card word; 14 digits and more need none.
+    #[test]
+    fn short_card_numbers_need_a_card_word() {
+        let cards = |t: &str| {
+            scanner()
+                .scan(t)
+                .iter()
+                .filter(|m| &*m.kind == super::super::kinds::CREDIT_CARD)
+                .map(|m| t[m.start..m.end].to_string())
+                .collect::<Vec<_>>()
+        };
+        // 4782397206284 passes Luhn and starts with 4 (Visa).
+        assert!(cards("The order 4782397206284 shipped on Monday.").is_empty());
+        // A valid EAN-13 (German prefix) that also passes Luhn.
+        assert!(cards("EAN 4039621723216, 2 pieces").is_empty());
+        for t in [
+            "Please block card no 4782397206284",
+            "cc 4782397206284 on my e-mail",
+            "Visa: 4782397206284",
+            "Please charge my credit card. Number is 4782397206284",
+        ] {
+            assert_eq!(cards(t), vec!["4782397206284"], "{t}");
+        }
+        // Further than the window from its word: not enough.
+        let far = format!("card {} 4782397206284", "x".repeat(60));
+        assert!(cards(&far).is_empty());
+        // 16 digits need no word.
+        assert_eq!(
+            cards("order 4111 1111 1111 1111"),
+            vec!["4111 1111 1111 1111"]
+        );
     }
 
     #[test]
