@@ -6,7 +6,8 @@
 //!    once — the call keeps it to its end, streams included.
 //! 2. **identify**: take the client's `x-request-id` or generate one; pick the error shape
 //!    (OpenAI or Anthropic) from the path.
-//! 3. **read body** (`read_body`): enforce `max_body_bytes` (413), buffer the request body.
+//! 3. **read body** (`read_body`): enforce `max_body_bytes` (413) and
+//!    `request_body_timeout_ms` (408), buffer the request body.
 //! 4. **parse** (`peek`): for known provider APIs, parse the JSON body for `model`/`stream`
 //!    (400 on invalid JSON); unknown paths are forwarded uninspected or rejected per config.
 //! 5. **match route** (`Config::match_route`): first route by path prefix and model (404).
