@@ -11,6 +11,10 @@ use parapet::provider::ApiFormat;
 use parapet::redact::stream::StreamGuard;
 use parapet::redact::Redactor;
 
+/// The allocator of the `parapet` binary (src/main.rs), so the in-process figures match it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn body(pii: bool) -> Vec<u8> {
     let para =
         "The quarterly report covers revenue, churn and hiring plans for the next two quarters. ";

@@ -2,6 +2,10 @@
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use parapet::policy::Scanner;
 
+/// The allocator of the `parapet` binary (src/main.rs), so the in-process figures match it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CLEAN: &str = "The committee met on Tuesday to review the quarterly roadmap. Most of the \
 discussion centred on onboarding, documentation quality and the migration of the reporting \
 pipeline to the new storage layer. Several people asked whether the release could slip by a \
