@@ -38,7 +38,12 @@ enum Command {
     /// Run the proxy (the default command).
     Serve,
     /// Load the configuration and everything it references; print every error; exit non-zero on any.
-    Validate,
+    Validate {
+        /// Check only this policy directory (no configuration file needed): the policy
+        /// author's check before a reload.
+        #[arg(long)]
+        policies: Option<PathBuf>,
+    },
     /// Print the `sha256:` hash of a virtual key (argument, or stdin) for `[[keys]]`.
     HashKey {
         /// The key; read from stdin when omitted.
@@ -85,7 +90,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config),
-        Command::Validate => validate(cli.config),
+        Command::Validate { policies: None } => validate(cli.config),
+        Command::Validate {
+            policies: Some(dir),
+        } => validate_policies(&dir),
         Command::HashKey { key } => hash_key(key),
         Command::Scan {
             policies,
@@ -239,6 +247,29 @@ fn validate(path: PathBuf) -> ExitCode {
                 errors.len(),
                 c.policies.dir.display()
             );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `parapet validate --policies DIR`: compile one policy directory, print every error.
+fn validate_policies(dir: &std::path::Path) -> ExitCode {
+    match parapet::guard::policy::load_dir(dir, &|v| std::env::var(v).ok()) {
+        Ok(p) => {
+            println!(
+                "ok: {}: {} policy files, {} rules (version {})",
+                dir.display(),
+                p.files().len(),
+                p.rules().len(),
+                p.version()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{} error(s) in policies at {}", errors.len(), dir.display());
             ExitCode::FAILURE
         }
     }

@@ -213,6 +213,44 @@ fn validate_reports_every_error_and_exits_nonzero() {
     );
 }
 
+/// `parapet validate --policies DIR` checks a policy directory alone (no configuration
+/// file): every error of every file, exit 1; the shipped directory passes.
+#[test]
+fn validate_policies_alone_reports_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("x.toml"),
+        "[policy]\nid = \"x\"\n[[rules]]\nid = \"r\"\npattern = \"(unclosed\"\naction = \"deny\"\n[[rules]]\nid = \"r2\"\npattern = \"a.*\"\naction = \"explode\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_parapet"))
+        .args(["validate", "--policies"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "rules[1].action",
+        "rules[1].max_len",
+        "x/r: invalid pattern",
+        "3 error(s)",
+    ] {
+        assert!(err.contains(want), "{want} missing from: {err}");
+    }
+    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_parapet"))
+        .args(["validate", "--policies"])
+        .arg(format!("{}/policies", env!("CARGO_MANIFEST_DIR")))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("ok: "));
+}
+
 /// `parapet scan` prints each match (rule, offsets) and the redacted text, never the value
 /// in the report lines; a reader that stops early (`| head`) ends it quietly, not in a panic.
 #[test]
