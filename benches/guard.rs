@@ -100,7 +100,7 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(raw.len() as u64));
         g.bench_function(name, |b| {
             b.iter(|| {
-                let mut v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+                let mut v = parapet::provider::strict::parse_strict(&raw).unwrap();
                 let mut r = Redactor::new();
                 let out = set
                     .guard_request(ApiFormat::OpenAiChat, &mut v, &req_app, &mut r)

@@ -39,6 +39,8 @@ pub enum ProxyError {
     BodyTimeout { after_ms: u128 },
     #[error("invalid JSON in request body: {0}")]
     InvalidJson(String),
+    #[error("request body repeats a key within one JSON object")]
+    DuplicateKey,
     #[error("missing API key")]
     MissingKey,
     #[error("invalid API key")]
@@ -77,6 +79,7 @@ impl ProxyError {
             ProxyError::BodyRead(_) => StatusCode::BAD_REQUEST,
             ProxyError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ProxyError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ProxyError::DuplicateKey => StatusCode::BAD_REQUEST,
             ProxyError::MissingKey => StatusCode::UNAUTHORIZED,
             ProxyError::InvalidKey => StatusCode::UNAUTHORIZED,
             ProxyError::KeyNotAllowed { .. } => StatusCode::FORBIDDEN,
@@ -102,6 +105,7 @@ impl ProxyError {
             ProxyError::BodyRead(_) => "request_body_unreadable",
             ProxyError::BodyTimeout { .. } => "request_body_timeout",
             ProxyError::InvalidJson(_) => "invalid_json",
+            ProxyError::DuplicateKey => "duplicate_json_key",
             ProxyError::MissingKey => "missing_api_key",
             ProxyError::InvalidKey => "invalid_api_key",
             ProxyError::KeyNotAllowed { .. } => "key_not_allowed",
@@ -130,6 +134,9 @@ impl ProxyError {
                 format!("The request body was not received within {after_ms} ms.")
             }
             ProxyError::InvalidJson(_) => "The request body is not valid JSON.".into(),
+            ProxyError::DuplicateKey => "The request body repeats a key within one JSON object; \
+                 which value the provider would read is ambiguous, so it cannot be guarded."
+                .into(),
             ProxyError::MissingKey => {
                 "Missing API key: send `Authorization: Bearer <key>` or `x-api-key`.".into()
             }

@@ -468,3 +468,62 @@ async fn an_answer_too_large_to_read_is_not_relayed_unread() {
     assert!(!r.text().contains("jane.doe@example.com"), "{}", r.text());
     p.shutdown().await;
 }
+
+/// A repeated key lets the guard read one value and a provider or SDK that keeps the first
+/// read the other: such bodies are refused (request: 400 before anything is forwarded;
+/// answer: 502), never passed on. Before, `"content": "<secret>", "content": "hi"` reached
+/// the provider with the secret (the guard read "hi").
+#[tokio::test]
+async fn bodies_with_a_repeated_key_are_refused_not_guessed() {
+    let m = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let p = start(&guarded(&m.url(), &shipped_policies())).await;
+    let key = "ghp_R8x2LqT7vN4mK9pW3zY6bH1cJ5dF0gS2aE7u";
+    let chat = format!("http://{}/v1/chat/completions", p.data_addr);
+    let bodies = [
+        (
+            chat.clone(),
+            format!(
+                r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"deploy with {key}","content":"hi"}}]}}"#
+            ),
+        ),
+        (
+            chat.clone(),
+            r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"messages":[]}"#
+                .to_string(),
+        ),
+        (
+            format!("http://{}/v1/messages", p.data_addr),
+            format!(
+                r#"{{"model":"c","max_tokens":5,"messages":[{{"role":"user","content":[{{"type":"text","text":"{key}","text":"hi"}}]}}]}}"#
+            ),
+        ),
+    ];
+    for (url, body) in &bodies {
+        let r = send(
+            http::Method::POST,
+            url,
+            &[("content-type", "application/json")],
+            body.clone(),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text());
+        assert!(r.text().contains("repeats a key"), "{}", r.text());
+        assert!(!r.text().contains(key));
+    }
+    assert!(m.requests().is_empty(), "nothing forwarded");
+    // The same key in different objects is ordinary JSON.
+    let ok = json!({"model": "gpt-4o-mini", "messages": [
+        {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]});
+    assert_eq!(post(&chat, &[], &ok).await.status, 200);
+    // An answer repeating a key: 502, not the answer.
+    let answer = r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"mail jane.doe@example.com","content":"ok"},"finish_reason":"stop"}]}"#;
+    let r = post(
+        &chat,
+        &[("x-mock-status", "200"), ("x-mock-body", answer)],
+        &ok,
+    )
+    .await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(!r.text().contains("jane.doe"));
+    p.shutdown().await;
+}

@@ -29,6 +29,7 @@ pub mod request;
 pub mod response;
 pub mod splice;
 pub mod stream;
+pub mod strict;
 mod walk;
 
 pub use path::{

@@ -437,8 +437,14 @@ fn guard_request(
         metrics::policy_eval("request", t.elapsed());
         return Ok(body);
     }
-    let mut value: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| ProxyError::InvalidJson(e.to_string()))?;
+    // Strict: a repeated key would let the guard read one value and the provider another.
+    let mut value = crate::provider::strict::parse_strict(&body).map_err(|e| {
+        if crate::provider::strict::is_duplicate_key(&e) {
+            ProxyError::DuplicateKey
+        } else {
+            ProxyError::InvalidJson(e.to_string())
+        }
+    })?;
     let outcome = policies.guard_request(fmt, &mut value, app, redactor);
     metrics::policy_eval("request", t.elapsed());
     let outcome = outcome.map_err(|e| ProxyError::InvalidRequest(e.to_string()))?;
@@ -541,8 +547,14 @@ async fn guard_response(
             Either::Right(Either::Right(Full::new(bytes))),
         ));
     }
-    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Err(ProxyError::Uninspectable("response is not JSON"));
+    let mut value = match crate::provider::strict::parse_strict(&bytes) {
+        Ok(v) => v,
+        Err(e) if crate::provider::strict::is_duplicate_key(&e) => {
+            return Err(ProxyError::Uninspectable(
+                "response repeats a key within one JSON object",
+            ))
+        }
+        Err(_) => return Err(ProxyError::Uninspectable("response is not JSON")),
     };
     let mut redactor = redactor;
     let outcome = policies.guard_response(fmt, &mut value, &app, &mut redactor);
