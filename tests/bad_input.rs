@@ -212,7 +212,8 @@ async fn every_endpoint_answers_bad_input_with_a_client_error() {
                 n += 1;
             }
         }
-        let raw: [&[u8]; 8] = [
+        let raw: [&[u8]; 9] = [
+            b"{\"type\": \"custom\", \"type\": \"custom\", \"model\": \"m\"}",
             b"",
             b"{",
             b"[]",

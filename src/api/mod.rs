@@ -363,8 +363,15 @@ async fn read_json(
             ))
         }
     };
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::field("body", format!("invalid JSON: {e}")))
+    // Strict, as for proxied bodies: an event whose object repeats a key is ambiguous (the
+    // stored record and the policy decision would be about one value of two).
+    crate::provider::strict::parse_strict(&bytes).map_err(|e| {
+        if crate::provider::strict::is_duplicate_key(&e) {
+            ApiError::field("body", "repeats a key within one JSON object")
+        } else {
+            ApiError::field("body", format!("invalid JSON: {e}"))
+        }
+    })
 }
 
 fn micros_param(v: &str, field: &str) -> Result<i64, ApiError> {
