@@ -184,6 +184,9 @@ pub enum NormalizeError {
     /// The body (or SSE data) is not valid JSON.
     #[error("invalid JSON: {0}")]
     InvalidJson(String),
+    /// An object repeats a key: which value a reader takes is ambiguous (see [`strict`]).
+    #[error("an object repeats a key")]
+    DuplicateKey,
     /// The body root is not a JSON object.
     #[error("body is not a JSON object")]
     NotAnObject,

@@ -154,8 +154,13 @@ impl StreamNormalizer {
         ev: &SseEvent,
         data: &str,
     ) -> Result<Vec<StreamItem>, NormalizeError> {
-        let v: Value =
-            serde_json::from_str(data).map_err(|e| NormalizeError::InvalidJson(e.to_string()))?;
+        let v: Value = super::strict::parse_strict(data.as_bytes()).map_err(|e| {
+            if super::strict::is_duplicate_key(&e) {
+                NormalizeError::DuplicateKey
+            } else {
+                NormalizeError::InvalidJson(e.to_string())
+            }
+        })?;
         let Some(o) = v.as_object() else {
             return Ok(vec![StreamItem::Other]);
         };

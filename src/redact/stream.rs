@@ -352,6 +352,12 @@ impl StreamGuard {
             None => {
                 let items = match self.norm.push(&ev) {
                     Ok(items) => items,
+                    Err(crate::provider::NormalizeError::DuplicateKey) => {
+                        // The guard would read one value, a client keeping the first
+                        // another: the stream cannot be guarded, so it ends here.
+                        self.deny(vec![Arc::from("parapet/uninspectable-stream")], out);
+                        return;
+                    }
                     Err(_) => {
                         // Not an event this format defines (e.g. non-JSON data): nothing
                         // to inspect.
@@ -1883,6 +1889,31 @@ action = "redact"
             }
         }
         joined
+    }
+
+    /// An event repeating a key (`"content": "<secret>", "content": "ok"`): the guard would
+    /// read one value and a client keeping the first the other, so the stream ends there,
+    /// cleanly, without that event. Before, the guard read "ok" and relayed the raw event.
+    #[test]
+    fn an_event_repeating_a_key_ends_the_stream() {
+        let set = shipped();
+        let key = "ghp_R8x2LqT7vN4mK9pW3zY6bH1cJ5dF0gS2aE7u";
+        let head = r#"data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hello "},"finish_reason":null}]}"#;
+        let dup = format!(
+            r#"data: {{"id":"c","object":"chat.completion.chunk","choices":[{{"index":0,"delta":{{"content":"token {key}","content":"ok"}},"finish_reason":null}}]}}"#
+        );
+        let sse = format!("{head}\n\n{dup}\n\ndata: [DONE]\n\n");
+        for feed in [vec![sse.len()], vec![7], vec![1]] {
+            let a = app(&set);
+            let g = StreamGuard::new(set.clone(), a, ApiFormat::OpenAiChat, Redactor::new());
+            let out = run_guard(g, &sse, &feed);
+            assert!(!out.contains("ghp_R8x2"), "{out}");
+            assert!(
+                out.contains("\"finish_reason\":\"content_filter\""),
+                "{out}"
+            );
+            assert!(out.trim_end().ends_with("data: [DONE]"), "{out}");
+        }
     }
 
     #[test]
