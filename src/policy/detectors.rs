@@ -476,7 +476,8 @@ fn card_at(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
         }
     }
     let m = slice(text, s, e);
-    let valid_to = |end: usize| -> bool {
+    let mut word_before: Option<bool> = None;
+    let mut valid_to = |end: usize| -> bool {
         let cand = slice(text, s, end);
         // One kind of separator throughout.
         let mut seps = cand.bytes().filter(|b| !b.is_ascii_digit());
@@ -501,15 +502,17 @@ fn card_at(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
         if !(12..=19).contains(&d.len()) || d.bytes().all(|c| Some(c) == d.bytes().next()) {
             return false;
         }
-        // 12 and 13 digits (old Visa, some Maestro) is also the length of EAN-13 barcodes
-        // and order numbers, one in ten of which passes Luhn (EANs from Germany start with
-        // 40–44, a Visa IIN): only a card when the text says so just before.
-        if d.len() <= SHORT_CARD_DIGITS
-            && !word_in_ci(text, back(text, s, CARD_WORD_BYTES), s, CARD_WORDS)
-        {
+        if !(v::luhn_valid(d) && v::card_iin_valid(d)) {
             return false;
         }
-        v::luhn_valid(d) && v::card_iin_valid(d)
+        // 12 and 13 digits (old Visa, some Maestro) is also the length of EAN-13 barcodes
+        // and order numbers, one in ten of which passes Luhn (EANs from Germany start with
+        // 40–44, a Visa IIN): only a card when the text says so just before. (Asked last
+        // and once: the answer depends on the start only.)
+        d.len() > SHORT_CARD_DIGITS
+            || *word_before.get_or_insert_with(|| {
+                word_in_ci(text, back(text, s, CARD_WORD_BYTES), s, CARD_WORDS)
+            })
     };
     // Candidate ends: the full match, then shorter prefixes ending at a group separator.
     if valid_to(e) {

@@ -9,6 +9,7 @@ pub mod detectors;
 pub mod fold;
 pub mod injection;
 pub mod scanner;
+mod shapes;
 pub mod validators;
 
 pub use detectors::{builtin_specs, kinds};

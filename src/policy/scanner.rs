@@ -31,6 +31,8 @@ use std::sync::Arc;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
+use super::shapes::ShapeFn;
+
 /// A validator: given the whole text and a candidate span (byte offsets), return the
 /// span to report (possibly narrowed or extended) or `None` to reject the candidate.
 pub type CheckFn = fn(text: &str, start: usize, end: usize) -> Option<(usize, usize)>;
@@ -440,6 +442,11 @@ impl ScannerBuilder {
                             gated: prefiltered,
                             zones,
                             plain,
+                            shape: if *case_insensitive {
+                                None
+                            } else {
+                                super::shapes::for_pattern(pattern)
+                            },
                         },
                         max_len,
                     )
@@ -576,6 +583,9 @@ enum RuleImpl {
         /// The same pattern without the engine's literal prefilter, for the window and zone
         /// searches of rules that can match bare digits (see `can_match_digits_only`).
         plain: Option<Box<regex_automata::meta::Regex>>,
+        /// A hand-written finder equal to the pattern (`super::shapes`), used instead of
+        /// the regex engine for every leftmost-first search of the rule.
+        shape: Option<ShapeFn>,
     },
     Keywords {
         whole_word: bool,
@@ -764,11 +774,13 @@ impl Scanner {
                 gated,
                 zones: zone_spec,
                 plain,
+                shape,
             } = &rule.imp
             {
-                let finder = match plain {
-                    Some(p) => Finder::Plain(p),
-                    None => Finder::Std(re),
+                let finder = match (shape, plain) {
+                    (Some(f), _) => Finder::Shape(*f),
+                    (None, Some(p)) => Finder::Plain(p),
+                    (None, None) => Finder::Std(re),
                 };
                 // Context rules only start in their zones.
                 let rule_zones = match zone_spec {
@@ -798,7 +810,7 @@ impl Scanner {
                         find_in_zones(finder, text, z, spec.max, &mut cursor, at)
                     }
                     (Some(w), _, _) => w.find(finder, text, &regions, &mut cursor, at),
-                    _ => re.find_at(text, at).map(|m| (m.start(), m.end())),
+                    _ => finder.find_at(text, at),
                 };
                 // A candidate the validator rejects must not hide a valid match that starts
                 // at a word inside it (digits before an IBAN's country code): search again
@@ -1154,6 +1166,7 @@ fn find_in_zones(
 enum Finder<'a> {
     Std(&'a Regex),
     Plain(&'a regex_automata::meta::Regex),
+    Shape(ShapeFn),
 }
 
 impl Finder<'_> {
@@ -1167,6 +1180,7 @@ impl Finder<'_> {
                 let input = regex_automata::Input::new(hay).range(at..);
                 re.find(input).map(|m| (m.start(), m.end()))
             }
+            Finder::Shape(f) => f(hay.as_bytes(), at),
         }
     }
 }
