@@ -68,6 +68,16 @@ fn call_events(i: usize) -> Vec<Event> {
 
 /// The recorder's read-back of a captured stream: SSE frames, then the normalizer.
 fn read_back(stream: &[u8]) -> usize {
+    let mut norm = StreamNormalizer::new(ApiFormat::OpenAiChat);
+    let mut n = 0;
+    parapet::sse::for_each_event(stream, |event, data| {
+        n += norm.push_data(event, data).map_or(0, |items| items.len());
+    });
+    n
+}
+
+/// The read-back as it was before `sse::for_each_event`: the incremental decoder's frames.
+fn read_back_decoder(stream: &[u8]) -> usize {
     let mut d = SseDecoder::new();
     let mut frames = d.feed_vec(stream).unwrap_or_default();
     frames.extend(d.finish());
@@ -111,10 +121,12 @@ fn main() {
             .sum()
     }) - build;
     let read_stream = time_us(|| read_back(&stream));
+    let read_stream_decoder = time_us(|| read_back_decoder(&stream));
     if !write_only {
         println!("build ai.request + ai.response      {build:6.2} µs per call");
         println!("prepare stored form (2 events)      {prepare:6.2} µs per call");
         println!("read back the 25-event stream       {read_stream:6.2} µs per call");
+        println!("  (with the incremental decoder     {read_stream_decoder:6.2} µs)");
     }
 
     let dir = std::env::temp_dir().join(format!("parapet-recordcost-{}", std::process::id()));

@@ -352,6 +352,69 @@ impl SseDecoder {
     }
 }
 
+/// The events of a whole event stream held in memory, read in place: `f(event, data)` for
+/// each dispatched event (`event` as [`SseEvent::event`], `data` as [`SseEvent::data`]),
+/// in order: the events an [`SseDecoder`] without a length bound fed `bytes` and finished
+/// gives. `data` is borrowed from `bytes` unless the event has several `data:` lines or
+/// invalid UTF-8. For readers of a captured stream (the recorder) that need neither the
+/// raw bytes nor the `id` / `retry` fields: no copy of the stream, no frame list.
+pub fn for_each_event(bytes: &[u8], mut f: impl FnMut(Option<&str>, &str)) {
+    use std::borrow::Cow;
+    fn text(b: &[u8]) -> Cow<'_, str> {
+        match std::str::from_utf8(b) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(b),
+        }
+    }
+    let body = bytes.strip_prefix(BOM).unwrap_or(bytes);
+    let mut pos = 0usize;
+    let mut event: Option<Cow<'_, str>> = None;
+    let mut data: Option<Cow<'_, str>> = None;
+    while let Some(rel) = body
+        .get(pos..)
+        .and_then(|r| memchr::memchr2(b'\n', b'\r', r))
+    {
+        let line_end = pos + rel;
+        let line = body.get(pos..line_end).unwrap_or_default();
+        pos = line_end + 1;
+        if body.get(line_end) == Some(&b'\r') && body.get(pos) == Some(&b'\n') {
+            pos += 1;
+        }
+        if line.is_empty() {
+            let ev = event.take();
+            if let Some(d) = data.take() {
+                f(ev.as_deref().filter(|e| !e.is_empty()), &d);
+            }
+            continue;
+        }
+        if line.first() == Some(&b':') {
+            continue;
+        }
+        let (name, value) = match memchr::memchr(b':', line) {
+            Some(c) => {
+                let v = line.get(c + 1..).unwrap_or_default();
+                (
+                    line.get(..c).unwrap_or_default(),
+                    v.strip_prefix(b" ").unwrap_or(v),
+                )
+            }
+            None => (line, &b""[..]),
+        };
+        match name {
+            b"event" => event = Some(text(value)),
+            b"data" => match &mut data {
+                Some(d) => {
+                    let d = d.to_mut();
+                    d.push('\n');
+                    d.push_str(&text(value));
+                }
+                None => data = Some(text(value)),
+            },
+            _ => {}
+        }
+    }
+}
+
 /// Encodes an event as `event: ..\nid: ..\nretry: ..\ndata: ..\n\n` (ignores `raw`).
 ///
 /// Every line of `data` (split on `\r\n`, `\r` or `\n`) becomes one `data:` line, so
@@ -685,6 +748,32 @@ mod tests {
             prop_assert_eq!(decode_chunks(&refs), whole);
             let singles: Vec<&[u8]> = bytes.chunks(1).collect();
             prop_assert_eq!(decode_chunks(&singles), decode_chunks(&[&bytes]));
+        }
+
+        /// The in-place reader gives the decoder's events (type and data), in order, on
+        /// line streams, on bytes from the format's own alphabet and on any bytes.
+        #[test]
+        fn prop_for_each_event_equals_the_decoder(
+            lines in arb_line_stream(),
+            tail in proptest::collection::vec(any::<u8>(), 0..4),
+            alphabet in proptest::collection::vec(
+                proptest::sample::select(&b"data:event: x\n\r\xEF\xBB\xBF\xE2"[..]), 0..96),
+            noise in proptest::collection::vec(any::<u8>(), 0..128),
+        ) {
+            let mut lines = lines;
+            lines.extend_from_slice(&tail);
+            for bytes in [lines, alphabet, noise] {
+                let mut decoder = SseDecoder::with_max_event_len(usize::MAX);
+                let mut frames = decoder.feed_vec(&bytes).unwrap_or_default();
+                frames.extend(decoder.finish());
+                let want: Vec<(Option<String>, String)> = events(&frames)
+                    .into_iter()
+                    .map(|e| (e.event, e.data))
+                    .collect();
+                let mut got = Vec::new();
+                for_each_event(&bytes, |e, d| got.push((e.map(str::to_string), d.to_string())));
+                prop_assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&bytes));
+            }
         }
 
         #[test]

@@ -374,18 +374,54 @@ fn check_phone_strong(text: &str, s: usize, e: usize) -> Option<(usize, usize)> 
     Some((s, e))
 }
 
-fn check_phone_intl(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
-    let m = slice(text, s, e);
-    if !digits_bounded(text, s, e) || !phone_shape_ok(m, 8) {
-        return None;
+/// The longest span from `s` that `ok` accepts: the candidate itself, else the candidate
+/// cut before one of its space-separated digit groups, longest first. The phone patterns
+/// read the groups of a number that follows with a space (`+44 20 7946 0958 415-555-0132`,
+/// `Phone: 020 7946 0958 536-22-8745`) as part of one number that is then too long or not
+/// bounded; the number in front is still a phone number.
+fn longest_phone(
+    text: &str,
+    s: usize,
+    e: usize,
+    ok: impl Fn(usize) -> bool,
+) -> Option<(usize, usize)> {
+    if ok(e) {
+        return Some((s, e));
     }
-    Some((s, e))
+    let m = slice(text, s, e).as_bytes();
+    (1..m.len())
+        .rev()
+        .filter(|&i| m[i] == b' ' && m.get(i + 1).is_some_and(u8::is_ascii_digit))
+        .map(|i| s + i)
+        .find(|&end| ok(end))
+        .map(|end| (s, end))
+}
+
+fn check_phone_intl(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    longest_phone(text, s, e, |e| {
+        let m = slice(text, s, e);
+        digits_bounded(text, s, e) && phone_shape_ok(m, 8) && nanp_length_ok(m)
+    })
+}
+
+/// Country code 1 (`+1`, `(+1)`, `+(1)`) is the North American plan: ten digits follow it.
+fn nanp_length_ok(m: &str) -> bool {
+    let cc = m.trim_start_matches(['(', '+']);
+    if !cc.starts_with('1') || cc.as_bytes().get(1).is_some_and(u8::is_ascii_digit) {
+        return true;
+    }
+    let head = m.split(['x', 'X', 'e']).next().unwrap_or("");
+    head.bytes().filter(u8::is_ascii_digit).count() == 11
 }
 
 fn check_phone_context(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    longest_phone(text, s, e, |e| phone_context_at(text, s, e))
+}
+
+fn phone_context_at(text: &str, s: usize, e: usize) -> bool {
     let m = slice(text, s, e);
     if !digits_bounded(text, s, e) || !phone_shape_ok(m, 7) {
-        return None;
+        return false;
     }
     // A bare digit run shorter than a full national number (ids, counts, amounts) is a
     // phone number only right after a label (`Phone: 5550132`) or a phone word right
@@ -396,19 +432,19 @@ fn check_phone_context(text: &str, s: usize, e: usize) -> Option<(usize, usize)>
         && !after_phone_label(text, s)
         && !phone_word_before(text, s, PHONE_BEFORE_BARE)
     {
-        return None;
+        return false;
     }
     // Four dotted groups of up to three digits look like an IPv4 address.
     if m.split('.').count() == 4 && v::ipv4_valid(m) {
-        return None;
+        return false;
     }
     if matches!(prev_char(text, s), Some('$' | '€' | '£' | '#')) {
-        return None;
+        return false;
     }
     if !phone_context(text, s, e) {
-        return None;
+        return false;
     }
-    Some((s, e))
+    true
 }
 
 // ---------------------------------------------------------------- credit card
@@ -462,6 +498,94 @@ const CARD_WORDS: &[&str] = &[
     "cvv",
 ];
 
+/// Groups of a card number written with separators, as cards print them: fours with a
+/// shorter last group (`4111 1111 1111 1111`, `6759 6498 2643 8453 674`), or 4-6-5 / 4-6-4
+/// (American Express, Diners). Other groupings (`5698 7654 32 4111`: the end of an IBAN
+/// and the start of the card after it) are not one card number.
+fn card_layout(cand: &str, sep: u8) -> bool {
+    let mut groups = [0usize; 19];
+    let mut n = 0;
+    for g in cand.as_bytes().split(|&b| b == sep) {
+        match groups.get_mut(n) {
+            Some(slot) => *slot = g.len(),
+            None => return false,
+        }
+        n += 1;
+    }
+    let groups = &groups[..n];
+    match groups {
+        [4, 6, 5] | [4, 6, 4] => true,
+        [init @ .., last] => init.iter().all(|&g| g == 4) && (1..=4).contains(last),
+        [] => false,
+    }
+}
+
+/// A card number may start right after space-separated groups of four digits only when
+/// the four groups just before it are a card number themselves (cards listed one after
+/// another); otherwise it would be the tail of a longer number (`1234 5678 9012 3456 7890
+/// 1234`: a reference, not a card from its third group on). Groups of another length or
+/// with letters before it (`… 0130 00 4111 …`, `ES91 2100 … 1332 4111 …`: an IBAN; `+44
+/// 20 7946 0958 4111 …`: a phone number) end another value, as do groups glued to another
+/// value by other punctuation (`536-22-8745 4111 …`, `…:370:7334 4111 …`). Reads at most
+/// 60 bytes before `s` (under the stream guard's context margin).
+fn after_card_run_ok(text: &str, s: usize) -> bool {
+    /// Groups read back at most (an IBAN has at most seven after its country group).
+    const MAX_GROUPS: usize = 7;
+    let b = text.as_bytes();
+    if s < 2 || b[s - 1] != b' ' || !b[s - 2].is_ascii_digit() {
+        return true;
+    }
+    // The four groups right before `s`, in text order once read.
+    let mut last4 = [0u8; 16];
+    let mut end = s - 1; // the separator after the group being read
+    let mut groups = 0;
+    loop {
+        let mut start = end;
+        while start > 0 && b[start - 1].is_ascii_digit() {
+            start -= 1;
+        }
+        if end - start != 4 {
+            return true;
+        }
+        if groups < 4 {
+            last4[(3 - groups) * 4..(4 - groups) * 4].copy_from_slice(&b[start..end]);
+        }
+        groups += 1;
+        if groups == MAX_GROUPS {
+            break;
+        }
+        match start.checked_sub(1).map(|i| (b[i], i)) {
+            Some((b' ', i)) if i > 0 && b[i - 1].is_ascii_digit() => end = i,
+            Some((b' ', i)) if i > 0 && b[i - 1].is_ascii_alphabetic() => {
+                if code_before(b, i) {
+                    return true;
+                }
+                break;
+            }
+            // Glued to another value by other punctuation (`…:7334 4111`, `…-8745 4111`).
+            Some((c, i)) if c != b' ' && i > 0 && b[i - 1].is_ascii_alphanumeric() => return true,
+            _ => break,
+        }
+    }
+    // The run of groups starts in prose: the card is a number of its own only when the four
+    // groups before it are a card (fewer is the tail of a longer number).
+    groups >= 4
+        && std::str::from_utf8(&last4).is_ok_and(|d| v::luhn_valid(d) && v::card_iin_valid(d))
+}
+
+/// The token ending at `end` is part of an alphanumeric code (`ES91`, an IBAN's bank code
+/// `WEST`), not a word of prose (`ref`).
+fn code_before(b: &[u8], end: usize) -> bool {
+    let from = end.saturating_sub(24);
+    let start = b[from..end]
+        .iter()
+        .rposition(|c| !c.is_ascii_alphanumeric())
+        .map_or(from, |p| from + p + 1);
+    let token = &b[start..end];
+    token.iter().any(u8::is_ascii_digit)
+        || (token.len() == 4 && token.iter().all(u8::is_ascii_uppercase))
+}
+
 fn card_at(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     if !digits_bounded(text, s, text.len().min(s)) && is_alnum(prev_char(text, s)) {
         return None;
@@ -475,6 +599,9 @@ fn card_at(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
             return None;
         }
     }
+    if !after_card_run_ok(text, s) {
+        return None;
+    }
     let m = slice(text, s, e);
     let mut word_before: Option<bool> = None;
     let mut valid_to = |end: usize| -> bool {
@@ -482,7 +609,7 @@ fn card_at(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
         // One kind of separator throughout.
         let mut seps = cand.bytes().filter(|b| !b.is_ascii_digit());
         if let Some(first) = seps.next() {
-            if seps.any(|b| b != first) {
+            if seps.any(|b| b != first) || !card_layout(cand, first) {
                 return false;
             }
         }
@@ -1574,6 +1701,64 @@ mod tests {
                     .any(|m| &*m.kind == super::super::kinds::API_KEY),
                 "{short}"
             );
+        }
+    }
+
+    /// Values written right after one another are each found (a rejected run is searched
+    /// again from its next word), and a card number is not read out of the tail of a longer
+    /// run of digit groups or out of groups laid out unlike a card.
+    #[test]
+    fn values_in_a_row_and_cards_inside_longer_runs() {
+        let found = |t: &str| {
+            scanner()
+                .scan(t)
+                .iter()
+                .map(|m| (m.kind.to_string(), t[m.start..m.end].to_string()))
+                .collect::<Vec<_>>()
+        };
+        let card = |v: &str| (super::super::kinds::CREDIT_CARD.to_string(), v.to_string());
+        let iban = |v: &str| (super::super::kinds::IBAN.to_string(), v.to_string());
+        let phone = |v: &str| (super::super::kinds::PHONE.to_string(), v.to_string());
+        for (t, want) in [
+            (
+                "IBAN ES91 2100 0418 4502 0005 1332 4111 1111 1111 1111 ok",
+                vec![
+                    iban("ES91 2100 0418 4502 0005 1332"),
+                    card("4111 1111 1111 1111"),
+                ],
+            ),
+            (
+                "GB82 WEST 1234 5698 7654 32 4111 1111 1111 1111",
+                vec![
+                    iban("GB82 WEST 1234 5698 7654 32"),
+                    card("4111 1111 1111 1111"),
+                ],
+            ),
+            (
+                "cards 4111 1111 1111 1111 5500 0000 0000 0004 4000 0566 5566 5556.",
+                vec![
+                    card("4111 1111 1111 1111"),
+                    card("5500 0000 0000 0004"),
+                    card("4000 0566 5566 5556"),
+                ],
+            ),
+            (
+                "call +44 20 7946 0958 415-555-0132",
+                vec![phone("+44 20 7946 0958"), phone("415-555-0132")],
+            ),
+            (
+                "call +1 415 555 0132 3782 822463 10005",
+                vec![phone("+1 415 555 0132"), card("3782 822463 10005")],
+            ),
+            (
+                "paid 4111 1111 1111 1111 (415) 555-0132",
+                vec![card("4111 1111 1111 1111"), phone("(415) 555-0132")],
+            ),
+            // The tail of a 24-digit reference, and groups of two IBANs' worth of digits.
+            ("Tracking ref 1234 5678 4111 1111 1111 1111 shipped", vec![]),
+            ("Account 5698 7654 32 4111 1111 11 noted", vec![]),
+        ] {
+            assert_eq!(found(t), want, "{t}");
         }
     }
 

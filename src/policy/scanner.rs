@@ -813,9 +813,9 @@ impl Scanner {
                     _ => finder.find_at(text, at),
                 };
                 // A candidate the validator rejects must not hide a valid match that starts
-                // at a word inside it (digits before an IBAN's country code): search again
-                // from the next letter-initial word in the rejected span. Digit runs are not
-                // re-split, so a rejected number never yields a sub-number match.
+                // at a word inside it (digits before an IBAN's country code, a card after
+                // an IBAN): search again from the next word in the rejected span
+                // (`next_word`).
                 let accept = |s: usize, e: usize| -> Option<(usize, usize)> {
                     let span = match check {
                         Some(f) => f(text, s, e),
@@ -870,7 +870,7 @@ impl Scanner {
                             at = e.max(ms + 1);
                         }
                         None => {
-                            at = next_letter_word(text, ms, me).unwrap_or(me.max(ms + 1));
+                            at = next_word(text, ms, me).unwrap_or(me.max(ms + 1));
                         }
                     }
                     while at < text.len() && !text.is_char_boundary(at) {
@@ -1426,15 +1426,22 @@ fn first_bytes(hir: &regex_syntax::hir::Hir) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Start of the first word inside `text[start+1..end]` that begins with an ASCII letter
-/// and follows a non-alphanumeric character.
-fn next_letter_word(text: &str, start: usize, end: usize) -> Option<usize> {
-    let mut prev_alnum = true;
+/// Start of the first word inside `text[start+1..end]`: an ASCII letter or digit after a
+/// non-alphanumeric character, or any other character after white space (`(415)`,
+/// `+44`). A rejected candidate is searched again from there, so a value read as the tail
+/// of a longer rejected run (an IBAN followed by a card, a card followed by a phone
+/// number) is still found; the validators decide whether a number that starts inside a
+/// run is a value of its own (a card's groups must be laid out as one card's).
+fn next_word(text: &str, start: usize, end: usize) -> Option<usize> {
+    let (mut prev_alnum, mut prev_space) = (true, false);
     for (i, c) in text.get(start..end)?.char_indices() {
-        if i > 0 && !prev_alnum && c.is_ascii_alphabetic() {
+        if i > 0
+            && ((!prev_alnum && c.is_ascii_alphanumeric()) || (prev_space && !c.is_whitespace()))
+        {
             return Some(start + i);
         }
         prev_alnum = c.is_alphanumeric();
+        prev_space = c.is_whitespace();
     }
     None
 }
@@ -1829,7 +1836,7 @@ mod tests {
                         at = b.max(m.start() + 1);
                     }
                     None => {
-                        at = next_letter_word(text, m.start(), m.end())
+                        at = next_word(text, m.start(), m.end())
                             .unwrap_or(m.end().max(m.start() + 1));
                     }
                 }

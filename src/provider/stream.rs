@@ -122,12 +122,22 @@ impl StreamNormalizer {
     /// Normalizes one event. Non-JSON data (other than `[DONE]`) is
     /// [`NormalizeError::InvalidJson`]; known fields of the wrong type are errors.
     pub fn push(&mut self, ev: &SseEvent) -> Result<Vec<StreamItem>, NormalizeError> {
-        let data = ev.data.trim();
+        self.push_data(ev.event.as_deref(), &ev.data)
+    }
+
+    /// [`StreamNormalizer::push`] for an event given as its type and data (borrowed, as
+    /// [`crate::sse::for_each_event`] reads them).
+    pub fn push_data(
+        &mut self,
+        event: Option<&str>,
+        data: &str,
+    ) -> Result<Vec<StreamItem>, NormalizeError> {
+        let data = data.trim();
         if data == "[DONE]" {
             return Ok(vec![StreamItem::Done]);
         }
         // Chat chunks: the typed fast path, unless it declines.
-        if ev.event.is_none()
+        if event.is_none()
             && matches!(
                 self.format,
                 ApiFormat::OpenAiChat | ApiFormat::OpenAiCompletions
@@ -144,14 +154,14 @@ impl StreamNormalizer {
                 return Ok(items);
             }
         }
-        self.push_value(ev, data)
+        self.push_value(event, data)
     }
 
     /// [`StreamNormalizer::push`] through a `serde_json::Value` walk (every format and
     /// shape; the reference the chat fast path is tested against).
     pub(crate) fn push_value(
         &mut self,
-        ev: &SseEvent,
+        event: Option<&str>,
         data: &str,
     ) -> Result<Vec<StreamItem>, NormalizeError> {
         let v: Value = super::strict::parse_strict(data.as_bytes()).map_err(|e| {
@@ -164,7 +174,7 @@ impl StreamNormalizer {
         let Some(o) = v.as_object() else {
             return Ok(vec![StreamItem::Other]);
         };
-        let ty = meta(o, "type").or(ev.event.as_deref()).unwrap_or_default();
+        let ty = meta(o, "type").or(event).unwrap_or_default();
         if ty == "error" || (ty.is_empty() && o.get("error").is_some_and(Value::is_object)) {
             let info = o
                 .get("error")

@@ -488,15 +488,15 @@ impl Answer {
     }
 
     fn from_sse(format: ApiFormat, bytes: &[u8]) -> Answer {
-        let mut decoder = crate::sse::SseDecoder::new();
-        let mut frames = decoder.feed_vec(bytes).unwrap_or_default();
-        frames.extend(decoder.finish());
         let mut norm = StreamNormalizer::new(format);
         let mut a = Answer::default();
         let mut tools: Vec<(provider::StreamPos, Tool)> = Vec::new();
-        for frame in &frames {
-            let Some(ev) = frame.event() else { continue };
-            let Ok(items) = norm.push(ev) else { continue };
+        // Read in place: the captured stream is whole, so no incremental decoder (which
+        // copies every event into its buffer, its data and its raw bytes) is needed.
+        crate::sse::for_each_event(bytes, |event, data| {
+            let Ok(items) = norm.push_data(event, data) else {
+                return;
+            };
             for item in items {
                 match item {
                     StreamItem::Meta { model, .. } if a.model.is_none() => a.model = model,
@@ -550,7 +550,7 @@ impl Answer {
                     _ => {}
                 }
             }
-        }
+        });
         a.tool_calls = tools.into_iter().map(|(_, t)| t).collect();
         a
     }
