@@ -266,13 +266,7 @@ impl SseDecoder {
                 // Wait for the next byte: it may be the `\n` of a `\r\n`.
                 break;
             }
-            let bytes = buf.get(line_start..line_end).unwrap_or_default();
-            // `from_utf8` first: its ASCII fast path is several times quicker than the
-            // lossy decoder's byte-wise walk, and lines are valid UTF-8 all but always.
-            let line = match std::str::from_utf8(bytes) {
-                Ok(s) => std::borrow::Cow::Borrowed(s),
-                Err(_) => String::from_utf8_lossy(bytes),
-            };
+            let line = buf.get(line_start..line_end).unwrap_or_default();
             self.scan = line_end + 1;
             if is_cr {
                 self.skip_lf = true;
@@ -291,7 +285,7 @@ impl SseDecoder {
                 frame_start = self.scan;
                 out.push(self.dispatch(raw));
             } else {
-                self.field_line(&line);
+                self.field_line(line);
             }
         }
         self.buf = buf;
@@ -302,30 +296,27 @@ impl SseDecoder {
         }
     }
 
-    fn field_line(&mut self, line: &str) {
-        if line.starts_with(':') {
+    fn field_line(&mut self, line: &[u8]) {
+        let Some((name, value)) = field(line) else {
             return;
-        }
-        let (name, value) = match line.split_once(':') {
-            Some((n, v)) => (n, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line, ""),
         };
         match name {
-            "event" => self.event = value.to_owned(),
-            "data" => {
+            b"event" => self.event = text(value).into_owned(),
+            b"data" => {
                 if self.has_data {
                     self.data.push('\n');
                 }
-                self.data.push_str(value);
+                self.data.push_str(&text(value));
                 self.has_data = true;
             }
-            "id" if !value.contains('\0') => {
-                self.id = Some(value.to_owned());
-                self.last_event_id = value.to_owned();
+            b"id" if !value.contains(&0) => {
+                let id = text(value).into_owned();
+                self.last_event_id.clone_from(&id);
+                self.id = Some(id);
             }
             // Too many digits for u64 is treated like an invalid value.
-            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
-                if let Ok(ms) = value.parse::<u64>() {
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                if let Ok(ms) = text(value).parse::<u64>() {
                     self.retry = Some(ms);
                 }
             }
@@ -352,6 +343,33 @@ impl SseDecoder {
     }
 }
 
+/// A line's text. `from_utf8` first: its ASCII fast path is several times quicker than the
+/// lossy decoder's byte-wise walk, and lines are valid UTF-8 all but always.
+fn text(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(b) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
+}
+
+/// A non-empty line's field name and value (one leading space removed from the value; no
+/// colon: the whole line is the name), or `None` for a comment.
+fn field(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    if line.first() == Some(&b':') {
+        return None;
+    }
+    Some(match memchr::memchr(b':', line) {
+        Some(c) => {
+            let v = line.get(c + 1..).unwrap_or_default();
+            (
+                line.get(..c).unwrap_or_default(),
+                v.strip_prefix(b" ").unwrap_or(v),
+            )
+        }
+        None => (line, &b""[..]),
+    })
+}
+
 /// The events of a whole event stream held in memory, read in place: `f(event, data)` for
 /// each dispatched event (`event` as [`SseEvent::event`], `data` as [`SseEvent::data`]),
 /// in order: the events an [`SseDecoder`] without a length bound fed `bytes` and finished
@@ -360,12 +378,6 @@ impl SseDecoder {
 /// raw bytes nor the `id` / `retry` fields: no copy of the stream, no frame list.
 pub fn for_each_event(bytes: &[u8], mut f: impl FnMut(Option<&str>, &str)) {
     use std::borrow::Cow;
-    fn text(b: &[u8]) -> Cow<'_, str> {
-        match std::str::from_utf8(b) {
-            Ok(s) => Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(b),
-        }
-    }
     let body = bytes.strip_prefix(BOM).unwrap_or(bytes);
     let mut pos = 0usize;
     let mut event: Option<Cow<'_, str>> = None;
@@ -387,18 +399,8 @@ pub fn for_each_event(bytes: &[u8], mut f: impl FnMut(Option<&str>, &str)) {
             }
             continue;
         }
-        if line.first() == Some(&b':') {
+        let Some((name, value)) = field(line) else {
             continue;
-        }
-        let (name, value) = match memchr::memchr(b':', line) {
-            Some(c) => {
-                let v = line.get(c + 1..).unwrap_or_default();
-                (
-                    line.get(..c).unwrap_or_default(),
-                    v.strip_prefix(b" ").unwrap_or(v),
-                )
-            }
-            None => (line, &b""[..]),
         };
         match name {
             b"event" => event = Some(text(value)),

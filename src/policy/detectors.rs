@@ -350,11 +350,16 @@ fn looks_like_date(m: &str) -> bool {
     (year(a) && small(b) && small(c)) || (small(a) && small(b) && (year(c) || c.len() == 2))
 }
 
-fn phone_shape_ok(m: &str, min_digits: usize) -> bool {
-    // Digits before an extension marker, counted without allocating: most candidates of
-    // the phone patterns are short numbers rejected here.
+/// A phone number's digits before an extension marker.
+fn number_digits(m: &str) -> impl Iterator<Item = u8> + '_ {
     let head = m.split(['x', 'X', 'e']).next().unwrap_or("");
-    let digits = || head.bytes().filter(u8::is_ascii_digit);
+    head.bytes().filter(u8::is_ascii_digit)
+}
+
+fn phone_shape_ok(m: &str, min_digits: usize) -> bool {
+    // Counted without allocating: most candidates of the phone patterns are short numbers
+    // rejected here.
+    let digits = || number_digits(m);
     let n = digits().count();
     if n < min_digits || n > 15 {
         return false;
@@ -410,8 +415,7 @@ fn nanp_length_ok(m: &str) -> bool {
     if !cc.starts_with('1') || cc.as_bytes().get(1).is_some_and(u8::is_ascii_digit) {
         return true;
     }
-    let head = m.split(['x', 'X', 'e']).next().unwrap_or("");
-    head.bytes().filter(u8::is_ascii_digit).count() == 11
+    number_digits(m).count() == 11
 }
 
 fn check_phone_context(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
@@ -441,10 +445,7 @@ fn phone_context_at(text: &str, s: usize, e: usize) -> bool {
     if matches!(prev_char(text, s), Some('$' | '€' | '£' | '#')) {
         return false;
     }
-    if !phone_context(text, s, e) {
-        return false;
-    }
-    true
+    phone_context(text, s, e)
 }
 
 // ---------------------------------------------------------------- credit card
