@@ -1497,7 +1497,7 @@ pub fn builtin_specs() -> Vec<(String, DetectorSpec)> {
             kinds::GENERIC_SECRET,
             sec,
             10,
-            r#"(?i:password|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|auth[_\-]?key|credentials?)[A-Za-z0-9_.\-]*["']?[ \t]*(?::=|=>|=|:)[ \t]*["'`]?(?P<v>[^\s"'`,;()\[\]{}<>]{8,})"#,
+            r#"(?i-u:password|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|auth[_\-]?key|credentials?)[A-Za-z0-9_.\-]*["']?[ \t]*(?::=|=>|=|:)[ \t]*["'`]?(?P<v>[^\s"'`,;()\[\]{}<>]{8,})"#,
             &[
                 "password",
                 "passwd",
