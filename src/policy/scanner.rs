@@ -437,7 +437,10 @@ impl ScannerBuilder {
                                 continue;
                             }
                             ac_patterns.push(lit.clone());
-                            ac_owner.push(AcEntry::Prefilter(idx));
+                            ac_owner.push(AcEntry::Prefilter {
+                                rule: idx,
+                                starts: anchored.is_some(),
+                            });
                         }
                     } else if window.is_some() {
                         // searched in trigger windows, never through the set
@@ -545,7 +548,16 @@ impl ScannerBuilder {
         } else {
             Some(ContextSearch {
                 ac: literal_automaton(&ctx_words, "context")?,
-                gate: LiteralGate::build(&ctx_words, &vec![AcEntry::Prefilter(0); ctx_words.len()]),
+                gate: LiteralGate::build(
+                    &ctx_words,
+                    &vec![
+                        AcEntry::Prefilter {
+                            rule: 0,
+                            starts: false
+                        };
+                        ctx_words.len()
+                    ],
+                ),
                 owner: ctx_owner,
                 reach_before,
                 reach_after,
@@ -586,8 +598,16 @@ impl ScannerBuilder {
 
 #[derive(Debug, Clone, Copy)]
 enum AcEntry {
-    Prefilter(usize),
-    Keyword { rule: usize, case_sensitive: bool },
+    /// A literal gating `rule`; with `starts`, its occurrences are where the rule's
+    /// matches start (an anchored rule).
+    Prefilter {
+        rule: usize,
+        starts: bool,
+    },
+    Keyword {
+        rule: usize,
+        case_sensitive: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -1114,19 +1134,12 @@ impl Scanner {
         out: &mut Vec<Match>,
     ) {
         match self.ac_owner.get(pid) {
-            Some(AcEntry::Prefilter(rule)) => {
-                if let Some(c) = candidate.get_mut(*rule) {
+            Some(&AcEntry::Prefilter { rule, starts: at }) => {
+                if let Some(c) = candidate.get_mut(rule) {
                     *c = true;
                 }
-                if let Some(Rule {
-                    imp:
-                        RuleImpl::Regex {
-                            anchored: Some(_), ..
-                        },
-                    ..
-                }) = self.rules.get(*rule)
-                {
-                    starts.push((*rule, s));
+                if at {
+                    starts.push((rule, s));
                 }
             }
             Some(AcEntry::Keyword {
@@ -1223,8 +1236,8 @@ fn find_in_zones(
 type AnchoredMatch = (usize, usize, Option<Option<(usize, usize)>>);
 
 /// The leftmost match starting at or after `at` of a rule whose every match starts at one
-/// of `starts` (its `(rule, start)` pairs, sorted, distinct; `next` is the first not yet tried, calls come with
-/// non-decreasing `at`): the anchored match at the first start that has one. Under
+/// of `starts` (its `(rule, start)` pairs, sorted, distinct; `next` is the first not yet
+/// tried, calls come with non-decreasing `at`): the anchored match at the first start that has one. Under
 /// leftmost-first semantics the unanchored search's match is the one at its earliest
 /// start, and at a given start it is the anchored search's match, so both agree.
 fn next_anchored(
@@ -1372,7 +1385,7 @@ impl LiteralGate {
         for (pid, pat) in patterns.iter().enumerate() {
             let lit = pat.as_bytes().to_ascii_lowercase();
             if lit.len() < ANCHOR_LEN {
-                if !matches!(owners.get(pid), Some(AcEntry::Prefilter(_))) || lit.is_empty() {
+                if !matches!(owners.get(pid), Some(AcEntry::Prefilter { .. })) || lit.is_empty() {
                     return None;
                 }
                 short.push((pid, memchr::memmem::Finder::new(&lit).into_owned()));
@@ -1506,6 +1519,24 @@ fn can_match_digits_only(hir: &regex_syntax::hir::Hir) -> bool {
     }
 }
 
+/// The prefix literals of `hir` within the extractor's limits (a class larger than `class`
+/// characters, a literal longer than `len` bytes or more than `total` literals cut the set
+/// short or make it infinite).
+fn prefixes(
+    hir: &regex_syntax::hir::Hir,
+    class: usize,
+    len: usize,
+    total: usize,
+) -> regex_syntax::hir::literal::Seq {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let mut ex = Extractor::new();
+    ex.kind(ExtractKind::Prefix)
+        .limit_class(class)
+        .limit_literal_len(len)
+        .limit_total(total);
+    ex.extract(hir)
+}
+
 /// Whether every match of `hir` starts with one of `literals` (ASCII case-insensitively,
 /// as the literal pass finds them), each at least [`ANCHOR_LEN`] bytes long (the anchor
 /// gate reports every occurrence of such literals; of shorter ones only the first). The
@@ -1513,16 +1544,10 @@ fn can_match_digits_only(hir: &regex_syntax::hir::Hir) -> bool {
 /// infinite, or was cut short to stay within its limits, the answer is no, and the rule is
 /// searched over the whole text as before.
 fn starts_with_literal(hir: &regex_syntax::hir::Hir, literals: &[String]) -> bool {
-    use regex_syntax::hir::literal::{ExtractKind, Extractor};
     if literals.is_empty() || literals.iter().any(|l| l.len() < ANCHOR_LEN) {
         return false;
     }
-    let mut ex = Extractor::new();
-    ex.kind(ExtractKind::Prefix)
-        .limit_class(16)
-        .limit_literal_len(64)
-        .limit_total(20_000);
-    let seq = ex.extract(hir);
+    let seq = prefixes(hir, 16, 64, 20_000);
     let Some(prefixes) = seq.literals() else {
         return false;
     };
@@ -1539,13 +1564,7 @@ fn starts_with_literal(hir: &regex_syntax::hir::Hir, literals: &[String]) -> boo
 /// The bytes every match of `hir` can start with, if that set is finite and no match can
 /// be empty at the start.
 fn first_bytes(hir: &regex_syntax::hir::Hir) -> Option<Vec<u8>> {
-    use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    let mut ex = Extractor::new();
-    ex.kind(ExtractKind::Prefix)
-        .limit_class(64)
-        .limit_literal_len(1)
-        .limit_total(4096);
-    let seq = ex.extract(hir);
+    let seq = prefixes(hir, 64, 1, 4096);
     let lits = seq.literals()?;
     let mut out = Vec::new();
     for l in lits {
