@@ -527,3 +527,60 @@ async fn bodies_with_a_repeated_key_are_refused_not_guessed() {
     assert!(!r.text().contains("jane.doe"));
     p.shutdown().await;
 }
+
+/// A provider's error answer can quote the request ("'…' is not one of …"): with response
+/// rules on, it is read like an answer — values redacted in place, status and error shape
+/// kept (OpenAI and Anthropic), text error pages read whole. Before, non-2xx answers were
+/// relayed unread.
+#[tokio::test]
+async fn provider_error_bodies_never_carry_a_protected_value() {
+    let m = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let p = start(&guarded(&m.url(), &shipped_policies())).await;
+    let body = json!({"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let key = "ghp_R8x2LqT7vN4mK9pW3zY6bH1cJ5dF0gS2aE7u";
+    let openai = format!(
+        r#"{{"error":{{"message":"'jane.doe@example.com' is not one of ['system', 'user'] - 'messages.0.role' ({key})","type":"invalid_request_error","param":null,"code":null}}}}"#
+    );
+    let anthropic = r#"{"type":"error","error":{"type":"invalid_request_error","message":"messages.0: unexpected role \"jane.doe@example.com\""}}"#;
+    let cases = [
+        ("/v1/chat/completions", "400", openai.as_str()),
+        ("/v1/messages", "422", anthropic),
+        (
+            "/v1/chat/completions",
+            "503",
+            "<html>upstream for jane.doe@example.com failed</html>",
+        ),
+    ];
+    for (path, status, error) in cases {
+        let url = format!("http://{}{path}", p.data_addr);
+        let r = post(
+            &url,
+            &[("x-mock-status", status), ("x-mock-body", error)],
+            &body,
+        )
+        .await;
+        assert_eq!(r.status.as_str(), status, "{}", r.text());
+        let text = r.text();
+        assert!(!text.contains("jane.doe@example.com"), "{text}");
+        assert!(!text.contains(key), "{text}");
+        assert!(text.contains("[EMAIL_1]"), "{text}");
+        if error.starts_with('{') {
+            let (got, sent): (serde_json::Value, serde_json::Value) =
+                (r.json(), serde_json::from_str(error).unwrap());
+            assert_eq!(got["error"]["type"], sent["error"]["type"]);
+            assert_eq!(got.get("type"), sent.get("type"));
+        }
+    }
+    // A clean error body is relayed byte for byte.
+    let clean = r#"{"error":{"message":"Rate limit reached","type":"rate_limit_error"}}"#;
+    let url = format!("http://{}/v1/chat/completions", p.data_addr);
+    let r = post(
+        &url,
+        &[("x-mock-status", "429"), ("x-mock-body", clean)],
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.text(), clean);
+    p.shutdown().await;
+}

@@ -375,6 +375,14 @@ impl Outcome {
     }
 }
 
+/// A provider's error answer after [`PolicySet::guard_error_body`].
+#[derive(Debug, Default)]
+pub struct GuardedError {
+    pub outcome: Outcome,
+    /// The redacted body; `None` = relay the body as received.
+    pub body: Option<Vec<u8>>,
+}
+
 /// The mutable state of evaluating one side of one call.
 pub struct Pass<'a> {
     pub app: &'a Applicable,
@@ -897,6 +905,57 @@ impl PolicySet {
     ) -> Result<Outcome, provider::NormalizeError> {
         let view = provider::parse_response(format, body)?;
         Ok(self.guard_body(body, &view.segments, app, Side::Response, redactor))
+    }
+
+    /// Evaluate a provider's error answer (a non-2xx body, or the data of an error event in
+    /// a stream). It has no segments, but its messages can quote the request ("'…' is not
+    /// one of …"), so every text in it is read by every applicable response rule, whatever
+    /// the rules' locations: each string value of a JSON body (redacted in place, the JSON
+    /// keeps its shape; object keys are not read), or the whole body when it is other text.
+    /// Violations are located at `error#/<json pointer>` (or `error`).
+    /// `Err` = the body is neither JSON nor UTF-8 text, so it cannot be inspected.
+    pub fn guard_error_body(
+        &self,
+        body: &[u8],
+        app: &Applicable,
+        redactor: &mut Redactor,
+    ) -> Result<GuardedError, &'static str> {
+        let mut out = Outcome::default();
+        let mut pass = Pass {
+            app,
+            side: Side::Response,
+            redactor,
+            out: &mut out,
+        };
+        let location = || String::from("error");
+        let body = match crate::provider::strict::parse_strict(body) {
+            Ok(mut v) => {
+                let mut changed = false;
+                let mut path = Vec::new();
+                self.guard_json_leaves(
+                    &mut v,
+                    &mut path,
+                    Locations::ALL,
+                    &location,
+                    &mut pass,
+                    &mut changed,
+                );
+                changed
+                    .then(|| serde_json::to_vec(&v))
+                    .transpose()
+                    .map_err(|_| "error body could not be re-serialized")?
+            }
+            Err(e) if crate::provider::strict::is_duplicate_key(&e) => {
+                return Err("error body repeats a key within one JSON object")
+            }
+            Err(_) => {
+                let text = std::str::from_utf8(body).map_err(|_| "error body is not text")?;
+                self.guard_text(text, Locations::ALL, &location, &mut pass)
+                    .map(String::into_bytes)
+            }
+        };
+        out.modified = body.is_some();
+        Ok(GuardedError { outcome: out, body })
     }
 
     fn guard_body(

@@ -538,3 +538,101 @@ fn look_alike_characters_in_an_answer_are_redacted_too() {
     let parsed: serde_json::Value = serde_json::from_str(args).expect("arguments stay valid JSON");
     assert_ne!(parsed["card"].as_str(), Some(card), "{args}");
 }
+
+/// A provider's error answer is read by every applicable response rule whatever their
+/// locations: JSON string values redacted in place (shape kept, keys not read), other text
+/// whole; a deny is reported; bodies that are not text cannot be inspected.
+#[test]
+fn error_bodies_are_read_by_the_response_rules() {
+    let s = shipped();
+    let app = s.applicable(&ctx(Side::Response));
+    let body = json!({"error": {"message": "Invalid 'messages[0].name': 'jane.doe@example.com' (card 4111 1111 1111 1111)",
+        "type": "invalid_request_error", "param": "messages[0].name", "code": 400,
+        "details": ["ghp_R8x2LqT7vN4mK9pW3zY6bH1cJ5dF0gS2aE7u"]}});
+    let mut r = Redactor::new();
+    let g = s
+        .guard_error_body(&serde_json::to_vec(&body).unwrap(), &app, &mut r)
+        .unwrap();
+    let out: Value = serde_json::from_slice(g.body.as_deref().unwrap()).unwrap();
+    let msg = out["error"]["message"].as_str().unwrap();
+    assert!(
+        !msg.contains("jane.doe") && !msg.contains("4111 1111"),
+        "{msg}"
+    );
+    assert!(
+        msg.starts_with("Invalid 'messages[0].name': '[EMAIL_1]'"),
+        "{msg}"
+    );
+    assert_eq!(out["error"]["code"], 400);
+    assert_eq!(out["error"]["param"], "messages[0].name");
+    assert!(!out.to_string().contains("ghp_"), "{out}");
+    assert!(g.outcome.modified && g.outcome.deny.is_none());
+    let mut at: Vec<&str> = g
+        .outcome
+        .violations
+        .iter()
+        .map(|v| v.location.as_str())
+        .collect();
+    at.dedup();
+    assert_eq!(at, ["error#/error/message", "error#/error/details/0"]);
+    assert!(g.outcome.violations.iter().all(|v| v.side == "response"));
+
+    // Plain text (an HTML or text error page): read whole.
+    let mut r = Redactor::new();
+    let g = s
+        .guard_error_body(b"upstream rejected jane.doe@example.com\n", &app, &mut r)
+        .unwrap();
+    assert_eq!(
+        g.body.as_deref(),
+        Some(&b"upstream rejected [EMAIL_1]\n"[..])
+    );
+    assert_eq!(g.outcome.violations[0].location, "error");
+
+    // Clean: relayed as received.
+    let mut r = Redactor::new();
+    let g = s
+        .guard_error_body(
+            br#"{"error":{"message":"Rate limit reached"}}"#,
+            &app,
+            &mut r,
+        )
+        .unwrap();
+    assert!(g.body.is_none() && g.outcome.violations.is_empty());
+
+    // Not text, or a repeated key: cannot be inspected.
+    let mut r = Redactor::new();
+    assert!(s
+        .guard_error_body(&[0xff, 0xfe, b'a'], &app, &mut r)
+        .is_err());
+    assert!(s
+        .guard_error_body(br#"{"error":{"message":"a","message":"b"}}"#, &app, &mut r)
+        .is_err());
+
+    // A response deny rule limited to tool arguments still reads an error body.
+    let d = set(&[(
+        "d.toml",
+        r#"
+[policy]
+id = "d"
+[[rules]]
+id = "codename"
+keywords = ["project bluebird"]
+direction = "response"
+locations = ["tool_arguments"]
+action = "deny"
+deny_status = 451
+"#,
+    )]);
+    let app = d.applicable(&ctx(Side::Response));
+    let mut r = Redactor::new();
+    let g = d
+        .guard_error_body(
+            br#"{"error":{"message":"no such project Bluebird"}}"#,
+            &app,
+            &mut r,
+        )
+        .unwrap();
+    let (status, rules) = g.outcome.deny.unwrap();
+    assert_eq!(status, 451);
+    assert_eq!(rules[0].as_ref(), "d/codename");
+}

@@ -417,6 +417,7 @@ async fn proxy(
             )
             .await
         }
+        Some((_, app)) => guard_error(policies, &app, redactor, head, relay, call, seen).await,
         _ => Ok(Response::from_parts(head, Either::Left(relay))),
     }
 }
@@ -519,24 +520,7 @@ async fn guard_response(
             Either::Right(Either::Left(body)),
         ));
     }
-    let read = Instant::now();
-    let max = usize::try_from(seen.config.server.max_response_bytes).unwrap_or(usize::MAX);
-    let collected = Limited::new(relay, max).collect().await;
-    seen.upstream += read.elapsed();
-    let bytes = match collected {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(ProxyError::Uninspectable(
-                "response larger than server.max_response_bytes",
-            ))
-        }
-        Err(e) => {
-            return Err(ProxyError::UpstreamRequest {
-                endpoint: "-".into(),
-                detail: e.to_string(),
-            })
-        }
-    };
+    let bytes = collect_answer(relay, seen).await?;
     head.headers.remove(http::header::CONTENT_LENGTH);
     let t = Instant::now();
     if policies.fast_clean(fmt, Side::Response, &bytes, &app) {
@@ -579,6 +563,80 @@ async fn guard_response(
         )
     } else {
         bytes
+    };
+    Ok(Response::from_parts(
+        head,
+        Either::Right(Either::Right(Full::new(body))),
+    ))
+}
+
+/// Buffer a whole upstream answer to guard it (at most `server.max_response_bytes`; the
+/// time reading it is added to `upstream`).
+async fn collect_answer(
+    relay: RelayBody<Upstream>,
+    seen: &mut CallEnd,
+) -> Result<Bytes, ProxyError> {
+    let read = Instant::now();
+    let max = usize::try_from(seen.config.server.max_response_bytes).unwrap_or(usize::MAX);
+    let collected = Limited::new(relay, max).collect().await;
+    seen.upstream += read.elapsed();
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::Uninspectable(
+            "response larger than server.max_response_bytes",
+        )),
+        Err(e) => Err(ProxyError::UpstreamRequest {
+            endpoint: "-".into(),
+            detail: e.to_string(),
+        }),
+    }
+}
+
+/// Guard a provider's error answer (non-2xx) when response rules apply: its message can
+/// quote the request, so it is buffered and every text in it is read by the response rules
+/// (`PolicySet::guard_error_body`). The status is kept; redactions are written in place; an
+/// enforced deny answers Parapet's own error instead; a compressed, oversized or binary
+/// error body is refused (502) rather than relayed uninspected.
+async fn guard_error(
+    policies: &PolicySet,
+    app: &crate::guard::Applicable,
+    mut redactor: Redactor,
+    mut head: http::response::Parts,
+    relay: RelayBody<Upstream>,
+    call: &Call,
+    seen: &mut CallEnd,
+) -> Result<Response<Answer>, ProxyError> {
+    let encoded = head
+        .headers
+        .get(http::header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes() != b"identity");
+    if encoded {
+        return Err(ProxyError::Uninspectable("compressed error response"));
+    }
+    let bytes = collect_answer(relay, seen).await?;
+    let t = Instant::now();
+    let guarded = policies.guard_error_body(&bytes, app, &mut redactor);
+    metrics::policy_eval("response", t.elapsed());
+    let guarded = guarded.map_err(ProxyError::Uninspectable)?;
+    let outcome = guarded.outcome;
+    log_violations(call, &outcome.violations);
+    if let Some(rec) = seen.record.as_deref_mut() {
+        rec.response_violations = outcome.violations;
+        rec.response_denied = outcome.deny.is_some();
+    }
+    if let Some((status, rules)) = outcome.deny {
+        crate::metrics::denied("response");
+        return Err(ProxyError::ResponseDenied {
+            status,
+            rules: rules.iter().map(|r| r.to_string()).collect(),
+        });
+    }
+    let body = match guarded.body {
+        Some(b) => {
+            head.headers.remove(http::header::CONTENT_LENGTH);
+            Bytes::from(b)
+        }
+        None => bytes,
     };
     Ok(Response::from_parts(
         head,

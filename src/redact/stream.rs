@@ -489,6 +489,7 @@ impl StreamGuard {
         let mut end_all = false;
         let mut end_choices: Vec<usize> = Vec::new();
         let mut summaries = Vec::new();
+        let mut error_event = false;
         for item in items {
             match item {
                 StreamItem::TextDelta {
@@ -522,10 +523,12 @@ impl StreamGuard {
                 StreamItem::TextDelta { .. } | StreamItem::ToolCallDelta { .. } => {
                     other_content = true
                 }
-                StreamItem::Meta { .. }
-                | StreamItem::Usage(_)
-                | StreamItem::Error(_)
-                | StreamItem::Other => {}
+                // A provider error ends the stream: what is held goes out before it.
+                StreamItem::Error(_) => {
+                    error_event = true;
+                    end_all = true;
+                }
+                StreamItem::Meta { .. } | StreamItem::Usage(_) | StreamItem::Other => {}
             }
         }
         let ending =
@@ -607,6 +610,25 @@ impl StreamGuard {
                 return Err(rules);
             }
         }
+        // A provider error event: its message can quote the request, so all of its text
+        // is read by the response rules (`PolicySet::guard_error_body`).
+        let guarded_error = if error_event {
+            self.guard_error_event(ev)?
+        } else {
+            None
+        };
+        if let Some(new) = guarded_error {
+            if edits.is_empty() {
+                out.push(new.raw);
+                return Ok(());
+            }
+            let refs: Vec<(&[PathElem], &str)> = edits
+                .iter()
+                .map(|(p, t)| (p.as_slice(), t.as_str()))
+                .collect();
+            out.push(rewrite(&new, &refs)?);
+            return Ok(());
+        }
         if !changed {
             out.push(ev.raw.clone());
             return Ok(());
@@ -626,6 +648,34 @@ impl StreamGuard {
             .collect();
         out.push(rewrite(ev, &refs)?);
         Ok(())
+    }
+
+    /// Guard the data of a provider error event: violations join the stream's outcome, an
+    /// enforced deny ends the stream (`Err`), redactions give the rewritten event (`Some`;
+    /// `None` = relay it as received).
+    fn guard_error_event(&mut self, ev: &SseEvent) -> Result<Option<SseEvent>, Vec<Arc<str>>> {
+        let guarded = self
+            .set
+            .guard_error_body(ev.data.as_bytes(), &self.app, &mut self.redactor)
+            .map_err(|_| vec![Arc::from("parapet/uninspectable-stream")])?;
+        self.outcome.violations.extend(guarded.outcome.violations);
+        if let Some((_, rules)) = guarded.outcome.deny {
+            return Err(rules);
+        }
+        let Some(body) = guarded.body else {
+            return Ok(None);
+        };
+        let data = String::from_utf8(body)
+            .map_err(|_| vec![Arc::from("parapet/stream-rewrite-failed")])?;
+        let mut new = SseEvent {
+            event: ev.event.clone(),
+            data,
+            id: ev.id.clone(),
+            retry: ev.retry,
+            raw: Bytes::new(),
+        };
+        new.raw = encode(&new);
+        Ok(Some(new))
     }
 
     /// `ev` with its one text (at `path`, of position `pos`) replaced by `text`, spliced at
@@ -1685,6 +1735,72 @@ action = "redact"
             prop_assert_eq!(finishes, vec!["content_filter".to_string()]);
             prop_assert!(done);
             prop_assert!(text.starts_with(&content[..0]));
+        }
+    }
+
+    /// A provider error event can quote the request: its text is read by the response rules
+    /// like the answer's (redacted in place, the event still parses with its shape; a deny
+    /// ends the stream cleanly), in any split. Before, error events were relayed unread.
+    #[test]
+    fn error_events_are_guarded_like_the_answer() {
+        let run = |set: Arc<PolicySet>, format: ApiFormat, sse: &str, feed: usize| {
+            let a = app(&set);
+            let mut g = StreamGuard::new(set, a, format, Redactor::new());
+            let mut out = Vec::new();
+            for piece in sse.as_bytes().chunks(feed) {
+                out.extend(g.push(piece));
+            }
+            out.extend(g.finish());
+            let text: String = out.iter().map(|b| String::from_utf8_lossy(b)).collect();
+            (text, g.outcome().violations.clone(), g.denied().is_some())
+        };
+        let chunk = |delta: serde_json::Value| {
+            let v = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": null}]});
+            format!("data: {v}\n\n")
+        };
+        let error = json!({"error": {"message": "'jane.doe@example.com' is not one of ['system', 'user'] - 'messages.0.role'",
+            "type": "invalid_request_error", "param": null, "code": null}});
+        let sse = format!(
+            "{}{}data: {error}\n\n",
+            chunk(json!({"role": "assistant", "content": ""})),
+            chunk(json!({"content": "Hello"}))
+        );
+        for feed in [1, 7, 64, 4096] {
+            let (text, violations, denied) = run(shipped(), ApiFormat::OpenAiChat, &sse, feed);
+            assert!(!text.contains("jane.doe@example.com"), "{text}");
+            assert!(!denied);
+            let last = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .next_back()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_str(last).unwrap();
+            assert_eq!(
+                v["error"]["message"],
+                "'[EMAIL_1]' is not one of ['system', 'user'] - 'messages.0.role'",
+                "{text}"
+            );
+            assert_eq!(v["error"]["type"], "invalid_request_error");
+            assert!(v["error"]["param"].is_null());
+            assert!(text.contains("Hello"), "{text}");
+            assert_eq!(violations.len(), 1, "{violations:?}");
+            assert_eq!(violations[0].location, "error#/error/message");
+        }
+        // A clean error event goes out byte for byte.
+        let clean = "data: {\"error\":{\"message\":\"The server is overloaded\",\"type\":\"server_error\"}}\n\n";
+        let (text, violations, _) = run(shipped(), ApiFormat::OpenAiChat, clean, 5);
+        assert_eq!(text, clean);
+        assert!(violations.is_empty());
+        // Anthropic `event: error` quoting a denied phrase: the stream ends as a refusal.
+        let sse = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"c\",\"usage\":{\"input_tokens\":1,\"output_tokens\":0}}}\n\n\
+                   event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":\"unknown codename Project Bluebird\"}}\n\n";
+        for feed in [3, 4096] {
+            let (text, _, denied) = run(with_deny(), ApiFormat::AnthropicMessages, sse, feed);
+            assert!(denied);
+            assert!(!text.to_lowercase().contains("bluebird"), "{text}");
+            assert!(text.contains("\"stop_reason\":\"refusal\""), "{text}");
+            assert!(text.contains("event: message_stop"), "{text}");
         }
     }
 
