@@ -359,9 +359,14 @@ impl StreamGuard {
                         return;
                     }
                     Err(_) => {
-                        // Not an event this format defines (e.g. non-JSON data): nothing
-                        // to inspect.
-                        out.push(ev.raw.clone());
+                        // Not an event this format defines (e.g. non-JSON data): no
+                        // segments, but text a client may show, read whole like an error
+                        // body (every response rule).
+                        match self.guard_error_event(&ev) {
+                            Ok(Some(new)) => out.push(new.raw),
+                            Ok(None) => out.push(ev.raw.clone()),
+                            Err(rules) => self.deny(rules, out),
+                        }
                         return;
                     }
                 };
@@ -1786,6 +1791,23 @@ action = "redact"
             assert!(text.contains("Hello"), "{text}");
             assert_eq!(violations.len(), 1, "{violations:?}");
             assert_eq!(violations[0].location, "error#/error/message");
+        }
+        // Data that is not an event of the format (not JSON) is read whole as well.
+        let junk = format!(
+            "{}data: mail jane.doe@example.com now\n\ndata: [DONE]\n\n",
+            chunk(json!({"content": "Hi"}))
+        );
+        for feed in [1, 5, 4096] {
+            let (text, violations, denied) = run(shipped(), ApiFormat::OpenAiChat, &junk, feed);
+            assert!(!text.contains("jane.doe@example.com"), "{text}");
+            assert!(text.contains("data: mail [EMAIL_1] now\n\n"), "{text}");
+            assert!(
+                text.contains("Hi") && text.ends_with("data: [DONE]\n\n"),
+                "{text}"
+            );
+            assert_eq!(violations.len(), 1);
+            assert_eq!(violations[0].location, "error");
+            assert!(!denied);
         }
         // A clean error event goes out byte for byte.
         let clean = "data: {\"error\":{\"message\":\"The server is overloaded\",\"type\":\"server_error\"}}\n\n";
