@@ -487,11 +487,7 @@ async fn guard_response(
     call: &Call,
     seen: &mut CallEnd,
 ) -> Result<Response<Answer>, ProxyError> {
-    let encoded = head
-        .headers
-        .get(http::header::CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes() != b"identity");
-    if encoded {
+    if is_encoded(&head.headers) {
         return Err(ProxyError::Uninspectable("compressed response"));
     }
     if is_sse(&head.headers) {
@@ -545,6 +541,35 @@ async fn guard_response(
     metrics::policy_eval("response", t.elapsed());
     let outcome =
         outcome.map_err(|_| ProxyError::Uninspectable("response does not match the API format"))?;
+    let modified = outcome.modified;
+    settle_answer(call, seen, outcome)?;
+    let body = if modified {
+        Bytes::from(
+            serde_json::to_vec(&value).map_err(|e| ProxyError::BuildRequest(e.to_string()))?,
+        )
+    } else {
+        bytes
+    };
+    Ok(Response::from_parts(
+        head,
+        Either::Right(Either::Right(Full::new(body))),
+    ))
+}
+
+/// Whether the answer carries a content encoding other than `identity` (unreadable).
+fn is_encoded(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes() != b"identity")
+}
+
+/// A guarded whole answer's outcome: violations logged, counted and put on the call's
+/// record; an enforced deny becomes the client's `response_policy_violation` error.
+fn settle_answer(
+    call: &Call,
+    seen: &mut CallEnd,
+    outcome: crate::guard::Outcome,
+) -> Result<(), ProxyError> {
     log_violations(call, &outcome.violations);
     if let Some(rec) = seen.record.as_deref_mut() {
         rec.response_violations = outcome.violations;
@@ -557,17 +582,7 @@ async fn guard_response(
             rules: rules.iter().map(|r| r.to_string()).collect(),
         });
     }
-    let body = if outcome.modified {
-        Bytes::from(
-            serde_json::to_vec(&value).map_err(|e| ProxyError::BuildRequest(e.to_string()))?,
-        )
-    } else {
-        bytes
-    };
-    Ok(Response::from_parts(
-        head,
-        Either::Right(Either::Right(Full::new(body))),
-    ))
+    Ok(())
 }
 
 /// Buffer a whole upstream answer to guard it (at most `server.max_response_bytes`; the
@@ -606,11 +621,7 @@ async fn guard_error(
     call: &Call,
     seen: &mut CallEnd,
 ) -> Result<Response<Answer>, ProxyError> {
-    let encoded = head
-        .headers
-        .get(http::header::CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes() != b"identity");
-    if encoded {
+    if is_encoded(&head.headers) {
         return Err(ProxyError::Uninspectable("compressed error response"));
     }
     let bytes = collect_answer(relay, seen).await?;
@@ -618,19 +629,7 @@ async fn guard_error(
     let guarded = policies.guard_error_body(&bytes, app, &mut redactor);
     metrics::policy_eval("response", t.elapsed());
     let guarded = guarded.map_err(ProxyError::Uninspectable)?;
-    let outcome = guarded.outcome;
-    log_violations(call, &outcome.violations);
-    if let Some(rec) = seen.record.as_deref_mut() {
-        rec.response_violations = outcome.violations;
-        rec.response_denied = outcome.deny.is_some();
-    }
-    if let Some((status, rules)) = outcome.deny {
-        crate::metrics::denied("response");
-        return Err(ProxyError::ResponseDenied {
-            status,
-            rules: rules.iter().map(|r| r.to_string()).collect(),
-        });
-    }
+    settle_answer(call, seen, guarded.outcome)?;
     let body = match guarded.body {
         Some(b) => {
             head.headers.remove(http::header::CONTENT_LENGTH);
